@@ -1,0 +1,497 @@
+/*
+ * kernels/elementwise.cu — the small fused layers around the mixers, each the mirror of its
+ * nssm_ CPU function: RMSNorm forward/backward (one warp per row), SiLU, softplus, the
+ * residual add, an AdamW update, a sum of squares for gradient clipping, and the helpers
+ * the rest of the library needs (fill, bf16 conversion, bias broadcast and column sums for
+ * Linear). All float32, all memory-bound: one pass over each array, grid-stride loops.
+ * Backward functions accumulate (+=) into their gradients, as neural_ssm/ does.
+ */
+#include <cuda_bf16.h>
+#include <cuda_runtime.h>
+#include <math.h>
+#include <stdint.h>
+
+#include "internal.h"
+
+namespace {
+
+constexpr int THREADS = 256;
+
+int blocks_for(size_t n)
+{
+    size_t b = (n + THREADS - 1) / THREADS;
+    return (int)(b > 65535u * 8u ? 65535u * 8u : (b ? b : 1));
+}
+
+__device__ __forceinline__ float sigmoid_(float x) { return 1.0f / (1.0f + expf(-x)); }
+
+__device__ __forceinline__ float warp_sum(float v)
+{
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1)
+        v += __shfl_xor_sync(0xffffffffu, v, o);
+    return v;
+}
+
+__global__ void fill_kernel(float *p, float v, size_t n)
+{
+    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x)
+        p[i] = v;
+}
+
+__global__ void f32_to_bf16_kernel(uint16_t *dst, const float *src, size_t n)
+{
+    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x)
+        dst[i] = __bfloat16_as_ushort(__float2bfloat16_rn(src[i]));
+}
+
+__global__ void bf16_to_f32_kernel(float *dst, const uint16_t *src, size_t n)
+{
+    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x)
+        dst[i] = __uint_as_float(((unsigned)src[i]) << 16);
+}
+
+/* inp, out (BT, C); one warp per row. */
+__global__ void rmsnorm_forward_kernel(float *out, float *rstd, const float *inp, const float *w,
+                                       int BT, int C, float eps)
+{
+    const int lane = threadIdx.x & 31;
+    const int row = blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32;
+    if (row >= BT)
+        return;
+    const float *x = inp + (size_t)row * C;
+    float ss = 0.0f;
+    for (int c = lane; c < C; c += 32)
+        ss += x[c] * x[c];
+    ss = warp_sum(ss);
+    const float r = rsqrtf(ss / C + eps);
+    float *o = out + (size_t)row * C;
+    for (int c = lane; c < C; c += 32)
+        o[c] = x[c] * r * w[c];
+    if (lane == 0 && rstd)
+        rstd[row] = r;
+}
+
+/* forward: out_i = x_i r w_i with r = (mean(x^2) + eps)^(-1/2), so
+ *   dx_j = r w_j dout_j - r^3 x_j / C * sum_i dout_i w_i x_i,   dw_i += dout_i x_i r.
+ * A block takes ROWS rows; dw is summed in shared memory, then added once per block. */
+constexpr int RMS_ROWS = 64;
+__global__ void rmsnorm_backward_kernel(float *dinp, float *dw, const float *dout,
+                                        const float *inp, const float *w, const float *rstd,
+                                        int BT, int C)
+{
+    extern __shared__ float dw_s[];
+    for (int c = threadIdx.x; c < C; c += blockDim.x)
+        dw_s[c] = 0.0f;
+    __syncthreads();
+    const int lane = threadIdx.x & 31, warp = threadIdx.x / 32, nw = blockDim.x / 32;
+    const int row0 = blockIdx.x * RMS_ROWS;
+    for (int row = row0 + warp; row < min(row0 + RMS_ROWS, BT); row += nw) {
+        const float *x = inp + (size_t)row * C, *go = dout + (size_t)row * C;
+        const float r = rstd[row];
+        float dot = 0.0f;
+        for (int c = lane; c < C; c += 32)
+            dot += go[c] * w[c] * x[c];
+        dot = warp_sum(dot);
+        float *gx = dinp + (size_t)row * C;
+        const float k = r * r * r * dot / C;
+        for (int c = lane; c < C; c += 32) {
+            gx[c] += r * w[c] * go[c] - k * x[c];
+            atomicAdd(&dw_s[c], go[c] * x[c] * r);
+        }
+    }
+    __syncthreads();
+    for (int c = threadIdx.x; c < C; c += blockDim.x)
+        atomicAdd(&dw[c], dw_s[c]);
+}
+
+__global__ void silu_forward_kernel(float *out, const float *inp, size_t n)
+{
+    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x) {
+        const float x = inp[i];
+        out[i] = x * sigmoid_(x);
+    }
+}
+
+/* d/dx x s(x) = s (1 + x (1 - s)) */
+__global__ void silu_backward_kernel(float *dinp, const float *dout, const float *inp, size_t n)
+{
+    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x) {
+        const float x = inp[i], s = sigmoid_(x);
+        dinp[i] += dout[i] * s * (1.0f + x * (1.0f - s));
+    }
+}
+
+__global__ void softplus_forward_kernel(float *out, const float *inp, size_t n)
+{
+    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x) {
+        const float x = inp[i];
+        out[i] = x > 20.0f ? x : log1pf(expf(x));
+    }
+}
+
+/* d/dx log(1 + e^x) = sigmoid(x); above the threshold the forward is x, slope 1. */
+__global__ void softplus_backward_kernel(float *dinp, const float *dout, const float *inp, size_t n)
+{
+    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x) {
+        const float x = inp[i];
+        dinp[i] += x > 20.0f ? dout[i] : dout[i] * sigmoid_(x);
+    }
+}
+
+__global__ void residual_forward_kernel(float *out, const float *a, const float *b, size_t n)
+{
+    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x)
+        out[i] = a[i] + b[i];
+}
+
+__global__ void residual_backward_kernel(float *da, float *db, const float *dout, size_t n)
+{
+    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x) {
+        const float g = dout[i];
+        da[i] += g;
+        db[i] += g;
+    }
+}
+
+__global__ void adamw_kernel(float *p, const float *grad, float *m, float *v, size_t n, float lr,
+                             float b1, float b2, float eps, float wd, float bc1, float bc2,
+                             float scale)
+{
+    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x) {
+        const float g = grad[i] * scale;
+        const float mi = b1 * m[i] + (1.0f - b1) * g;
+        const float vi = b2 * v[i] + (1.0f - b2) * g * g;
+        m[i] = mi;
+        v[i] = vi;
+        const float mhat = mi / bc1, vhat = vi / bc2;
+        p[i] -= lr * (wd * p[i] + mhat / (sqrtf(vhat) + eps));
+    }
+}
+
+__global__ void sumsq_kernel(double *out, const float *x, size_t n)
+{
+    __shared__ double part[THREADS / 32];
+    double s = 0.0;
+    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x)
+        s += (double)x[i] * x[i];
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1)
+        s += __shfl_xor_sync(0xffffffffu, s, o);
+    if ((threadIdx.x & 31) == 0)
+        part[threadIdx.x / 32] = s;
+    __syncthreads();
+    if (threadIdx.x == 0) {
+        double t = 0.0;
+        for (int k = 0; k < (int)(blockDim.x / 32); k++)
+            t += part[k];
+        atomicAdd(out, t);
+    }
+}
+
+__global__ void bias_broadcast_kernel(float *out, const float *bias, int rows, int cols)
+{
+    const size_t n = (size_t)rows * cols;
+    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x)
+        out[i] = bias[i % cols];
+}
+
+/* block (32, 8): 32 columns, each thread sums every 8th row of a 256-row slab. */
+__global__ void colsum_add_kernel(float *dbias, const float *dout, int rows, int cols)
+{
+    __shared__ float part[8][33];
+    const int c = blockIdx.x * 32 + threadIdx.x;
+    const int r0 = blockIdx.y * 256;
+    float s = 0.0f;
+    if (c < cols)
+        for (int r = r0 + threadIdx.y; r < min(r0 + 256, rows); r += 8)
+            s += dout[(size_t)r * cols + c];
+    part[threadIdx.y][threadIdx.x] = s;
+    __syncthreads();
+    if (threadIdx.y == 0 && c < cols) {
+        float t = 0.0f;
+        for (int k = 0; k < 8; k++)
+            t += part[k][threadIdx.x];
+        atomicAdd(&dbias[c], t);
+    }
+}
+
+/* Causal depthwise conv along time: out[b,t,c] = bias[c] + sum_k w[c,k] inp[b,t-K+1+k,c]. */
+__global__ void conv1d_forward_kernel(float *out, const float *inp, const float *w,
+                                      const float *bias, int B, int L, int C, int K)
+{
+    const size_t n = (size_t)B * L * C;
+    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x) {
+        const int c = (int)(i % C);
+        const int t = (int)((i / C) % L);
+        float acc = bias ? bias[c] : 0.0f;
+        for (int k = 0; k < K; k++) {
+            const int s = t - K + 1 + k;
+            if (s >= 0)
+                acc += w[c * K + k] * inp[i - (size_t)(t - s) * C];
+        }
+        out[i] = acc;
+    }
+}
+
+/* forward: out[t] += w[k] inp[t-K+1+k], so dinp[s] += w[k] dout[s+K-1-k]. */
+__global__ void conv1d_backward_input_kernel(float *dinp, const float *dout, const float *w,
+                                             int B, int L, int C, int K)
+{
+    const size_t n = (size_t)B * L * C;
+    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x) {
+        const int c = (int)(i % C);
+        const int s = (int)((i / C) % L);
+        float acc = 0.0f;
+        for (int k = 0; k < K; k++) {
+            const int t = s + K - 1 - k;
+            if (t < L)
+                acc += w[c * K + k] * dout[i + (size_t)(t - s) * C];
+        }
+        dinp[i] += acc;
+    }
+}
+
+/* dw[c,k] += sum_{b,t} dout[b,t,c] inp[b,t-K+1+k,c], dbias[c] += sum dout; block (32, 8)
+ * over a slab of 256 rows (b, t), partial sums added with atomics. K <= 16. */
+__global__ void conv1d_backward_weight_kernel(float *dw, float *dbias, const float *dout,
+                                              const float *inp, int B, int L, int C, int K)
+{
+    __shared__ float part[8][17][33];
+    const int c = blockIdx.x * 32 + threadIdx.x;
+    const int r0 = blockIdx.y * 256, rows = B * L;
+    float acc[17];
+#pragma unroll
+    for (int k = 0; k < 17; k++)
+        acc[k] = 0.0f;
+    if (c < C)
+        for (int r = r0 + threadIdx.y; r < min(r0 + 256, rows); r += 8) {
+            const int t = r % L;
+            const float g = dout[(size_t)r * C + c];
+            acc[16] += g;
+#pragma unroll
+            for (int k = 0; k < 16; k++)
+                if (k < K && t - K + 1 + k >= 0)
+                    acc[k] += g * inp[((size_t)r - (K - 1 - k)) * C + c];
+        }
+#pragma unroll
+    for (int k = 0; k < 17; k++)
+        part[threadIdx.y][k][threadIdx.x] = acc[k];
+    __syncthreads();
+    if (threadIdx.y == 0 && c < C) {
+        for (int k = 0; k <= K; k++) {
+            const int kk = k < K ? k : 16;
+            float tsum = 0.0f;
+            for (int y = 0; y < 8; y++)
+                tsum += part[y][kk][threadIdx.x];
+            if (k < K)
+                atomicAdd(&dw[c * K + k], tsum);
+            else if (dbias)
+                atomicAdd(&dbias[c], tsum);
+        }
+    }
+}
+
+int need(kern_error *err, const char *fn, bool ok)
+{
+    if (ok)
+        return KERN_OK;
+    return kern_err_set(err, KERN_EINVAL, "%s: a required pointer is NULL or a size is negative", fn);
+}
+
+} // namespace
+
+#define GRID_STRIDE(kernel, n, ...)                                                          \
+    do {                                                                                     \
+        if ((n) == 0)                                                                        \
+            return KERN_OK;                                                                  \
+        kernel<<<blocks_for(n), THREADS, 0, ctx->stream>>>(__VA_ARGS__);                     \
+        KERN_LAUNCHED(#kernel, err);                                                         \
+        return KERN_OK;                                                                      \
+    } while (0)
+
+extern "C" int kern_fill(kern_ctx *ctx, float *p, float v, size_t n, kern_error *err)
+{
+    if (int rc = need(err, "kern_fill", ctx && p))
+        return rc;
+    GRID_STRIDE(fill_kernel, n, p, v, n);
+}
+
+extern "C" int kern_f32_to_bf16(kern_ctx *ctx, uint16_t *dst, const float *src, size_t n,
+                                kern_error *err)
+{
+    if (int rc = need(err, "kern_f32_to_bf16", ctx && dst && src))
+        return rc;
+    GRID_STRIDE(f32_to_bf16_kernel, n, dst, src, n);
+}
+
+extern "C" int kern_bf16_to_f32(kern_ctx *ctx, float *dst, const uint16_t *src, size_t n,
+                                kern_error *err)
+{
+    if (int rc = need(err, "kern_bf16_to_f32", ctx && dst && src))
+        return rc;
+    GRID_STRIDE(bf16_to_f32_kernel, n, dst, src, n);
+}
+
+extern "C" int kern_conv1d_forward(kern_ctx *ctx, float *out, const float *inp, const float *w,
+                                   const float *bias, int B, int L, int C, int K, kern_error *err)
+{
+    if (int rc = need(err, "kern_conv1d_forward", ctx && out && inp && w && B >= 0 && L >= 0 &&
+                                                      C > 0 && K > 0 && K <= 16))
+        return rc;
+    const size_t n = (size_t)B * L * C;
+    GRID_STRIDE(conv1d_forward_kernel, n, out, inp, w, bias, B, L, C, K);
+}
+
+extern "C" int kern_conv1d_backward(kern_ctx *ctx, float *dinp, float *dw, float *dbias,
+                                    const float *dout, const float *inp, const float *w, int B,
+                                    int L, int C, int K, kern_error *err)
+{
+    if (int rc = need(err, "kern_conv1d_backward", ctx && dw && dout && inp && w && B >= 0 &&
+                                                       L >= 0 && C > 0 && K > 0 && K <= 16))
+        return rc;
+    const size_t n = (size_t)B * L * C;
+    if (n == 0)
+        return KERN_OK;
+    if (dinp) {
+        conv1d_backward_input_kernel<<<blocks_for(n), THREADS, 0, ctx->stream>>>(dinp, dout, w, B, L, C, K);
+        KERN_LAUNCHED("conv1d_backward_input_kernel", err);
+    }
+    const dim3 grid((C + 31) / 32, (B * L + 255) / 256), block(32, 8);
+    conv1d_backward_weight_kernel<<<grid, block, 0, ctx->stream>>>(dw, dbias, dout, inp, B, L, C, K);
+    KERN_LAUNCHED("conv1d_backward_weight_kernel", err);
+    return KERN_OK;
+}
+
+extern "C" int kern_rmsnorm_forward(kern_ctx *ctx, float *out, float *rstd, const float *inp,
+                                    const float *w, int BT, int C, float eps, kern_error *err)
+{
+    if (int rc = need(err, "kern_rmsnorm_forward", ctx && out && inp && w && BT >= 0 && C > 0))
+        return rc;
+    if (BT == 0)
+        return KERN_OK;
+    const int rows_per_block = THREADS / 32;
+    rmsnorm_forward_kernel<<<(BT + rows_per_block - 1) / rows_per_block, THREADS, 0, ctx->stream>>>(
+        out, rstd, inp, w, BT, C, eps);
+    KERN_LAUNCHED("rmsnorm_forward_kernel", err);
+    return KERN_OK;
+}
+
+extern "C" int kern_rmsnorm_backward(kern_ctx *ctx, float *dinp, float *dw, const float *dout,
+                                     const float *inp, const float *w, const float *rstd, int BT,
+                                     int C, kern_error *err)
+{
+    if (int rc = need(err, "kern_rmsnorm_backward",
+                      ctx && dinp && dw && dout && inp && w && rstd && BT >= 0 && C > 0))
+        return rc;
+    if (BT == 0)
+        return KERN_OK;
+    const size_t smem = (size_t)C * sizeof(float);
+    if (smem > ctx->smem_optin)
+        return kern_err_set(err, KERN_EINVAL, "kern_rmsnorm_backward: %d channels is too many", C);
+    if (smem > 48 * 1024)
+        KERN_CUDA(cudaFuncSetAttribute(rmsnorm_backward_kernel,
+                                       cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem),
+                  err);
+    rmsnorm_backward_kernel<<<(BT + RMS_ROWS - 1) / RMS_ROWS, THREADS, smem, ctx->stream>>>(
+        dinp, dw, dout, inp, w, rstd, BT, C);
+    KERN_LAUNCHED("rmsnorm_backward_kernel", err);
+    return KERN_OK;
+}
+
+extern "C" int kern_silu_forward(kern_ctx *ctx, float *out, const float *inp, size_t n,
+                                 kern_error *err)
+{
+    if (int rc = need(err, "kern_silu_forward", ctx && out && inp))
+        return rc;
+    GRID_STRIDE(silu_forward_kernel, n, out, inp, n);
+}
+
+extern "C" int kern_silu_backward(kern_ctx *ctx, float *dinp, const float *dout,
+                                  const float *inp, size_t n, kern_error *err)
+{
+    if (int rc = need(err, "kern_silu_backward", ctx && dinp && dout && inp))
+        return rc;
+    GRID_STRIDE(silu_backward_kernel, n, dinp, dout, inp, n);
+}
+
+extern "C" int kern_softplus_forward(kern_ctx *ctx, float *out, const float *inp, size_t n,
+                                     kern_error *err)
+{
+    if (int rc = need(err, "kern_softplus_forward", ctx && out && inp))
+        return rc;
+    GRID_STRIDE(softplus_forward_kernel, n, out, inp, n);
+}
+
+extern "C" int kern_softplus_backward(kern_ctx *ctx, float *dinp, const float *dout,
+                                      const float *inp, size_t n, kern_error *err)
+{
+    if (int rc = need(err, "kern_softplus_backward", ctx && dinp && dout && inp))
+        return rc;
+    GRID_STRIDE(softplus_backward_kernel, n, dinp, dout, inp, n);
+}
+
+extern "C" int kern_residual_forward(kern_ctx *ctx, float *out, const float *a, const float *b,
+                                     size_t n, kern_error *err)
+{
+    if (int rc = need(err, "kern_residual_forward", ctx && out && a && b))
+        return rc;
+    GRID_STRIDE(residual_forward_kernel, n, out, a, b, n);
+}
+
+extern "C" int kern_residual_backward(kern_ctx *ctx, float *da, float *db, const float *dout,
+                                      size_t n, kern_error *err)
+{
+    if (int rc = need(err, "kern_residual_backward", ctx && da && db && dout))
+        return rc;
+    GRID_STRIDE(residual_backward_kernel, n, da, db, dout, n);
+}
+
+extern "C" int kern_adamw_update(kern_ctx *ctx, float *p, const float *grad, float *m, float *v,
+                                 size_t n, float lr, float beta1, float beta2, float eps,
+                                 float weight_decay, int t, float grad_scale, kern_error *err)
+{
+    if (int rc = need(err, "kern_adamw_update", ctx && p && grad && m && v))
+        return rc;
+    if (t < 1)
+        return kern_err_set(err, KERN_EINVAL, "kern_adamw_update: step %d is not positive", t);
+    const float bc1 = (float)(1.0 - pow((double)beta1, t));
+    const float bc2 = (float)(1.0 - pow((double)beta2, t));
+    GRID_STRIDE(adamw_kernel, n, p, grad, m, v, n, lr, beta1, beta2, eps, weight_decay, bc1, bc2,
+                grad_scale);
+}
+
+extern "C" int kern_sumsq(kern_ctx *ctx, double *out, const float *x, size_t n, kern_error *err)
+{
+    if (int rc = need(err, "kern_sumsq", ctx && out && x))
+        return rc;
+    double *acc;
+    int rc = kern_workspace(ctx, sizeof(double), (void **)&acc, err);
+    if (rc)
+        return rc;
+    KERN_CUDA(cudaMemsetAsync(acc, 0, sizeof(double), ctx->stream), err);
+    if (n) {
+        const int blocks = blocks_for(n) < 1024 ? blocks_for(n) : 1024;
+        sumsq_kernel<<<blocks, THREADS, 0, ctx->stream>>>(acc, x, n);
+        KERN_LAUNCHED("sumsq_kernel", err);
+    }
+    return kern_download(ctx, out, acc, sizeof(double), err);
+}
+
+extern "C" int kern_bias_broadcast(kern_ctx *ctx, float *out, const float *bias, int rows,
+                                   int cols, kern_error *err)
+{
+    const size_t n = (size_t)rows * cols;
+    GRID_STRIDE(bias_broadcast_kernel, n, out, bias, rows, cols);
+}
+
+extern "C" int kern_colsum_add(kern_ctx *ctx, float *dbias, const float *dout, int rows, int cols,
+                               kern_error *err)
+{
+    if (rows <= 0 || cols <= 0)
+        return KERN_OK;
+    const dim3 grid((cols + 31) / 32, (rows + 255) / 256), block(32, 8);
+    colsum_add_kernel<<<grid, block, 0, ctx->stream>>>(dbias, dout, rows, cols);
+    KERN_LAUNCHED("colsum_add_kernel", err);
+    return KERN_OK;
+}

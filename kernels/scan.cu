@@ -1,0 +1,912 @@
+/*
+ * kernels/scan.cu — the Mamba selective scan on the GPU, forward and backward, the mirror
+ * of nssm_selective_scan_forward/backward (neural_ssm/scan.c) with the contract spelled out
+ * in kernels.h. Every (B, L, D) input is read from device memory once and every output
+ * written once; the N-vector states never leave registers. Inputs travel to shared memory
+ * through cp.async pipelines a few tiles ahead of the arithmetic, so the recurrence never
+ * waits on a load; what limits the kernels now is their instruction count (see README.md).
+ *
+ * Work split. A block owns one sequence b and 32 consecutive channels d (one per lane, so
+ * every warp-wide load of a (B, L, D) row is one coalesced 128-byte line) and walks the
+ * whole sequence in order. Its K = N/S warps split the N states: warp q keeps states
+ * q*S .. q*S+S-1 of its 32 channels in registers, so there are B * D * N / S threads in
+ * flight to hide the latencies of the exp(delta A) (one MUFU ex2 per state and step) and of
+ * the recurrence. The partial sums C_t . h_t of the K warps meet in shared memory once per
+ * tile.
+ *
+ * Backward. The adjoint g_t = C_t dy'_t + exp(delta_{t+1} A) g_{t+1} runs backwards in
+ * time and needs h_{t-1} at every step. The forward leaves the state before every chunk of
+ * KERN_SCAN_CHUNK steps in hchk; the backward walks the chunks from the last to the first,
+ * re-runs the chunk's recurrence from hchk once to keep the state before every 8-step
+ * sub-tile in shared memory, then for each sub-tile from the last recomputes its 8 states
+ * in registers and runs the adjoint over them. Sums over d (dBm, dCm) are reduced across
+ * the block's 32 channels in shared memory and added to device memory with float4 atomics;
+ * sums over b and t (dA, dDskip) stay in registers until the end.
+ */
+#include <cuda_bf16.h>
+#include <cuda_runtime.h>
+#include <stdint.h>
+
+#include "internal.h"
+
+namespace {
+
+constexpr float LOG2E = 1.4426950408889634f;
+constexpr int FWD_TILE = 16;                 /* steps between two y reductions */
+constexpr int SUB = 8;                       /* backward sub-tile (steps held in registers) */
+constexpr int CHUNK = KERN_SCAN_CHUNK;       /* steps between two saved states */
+constexpr int NSUB = CHUNK / SUB;
+constexpr int RSTRIDE = 36;                  /* padded row of the d-reduction buffers */
+static_assert(CHUNK % FWD_TILE == 0 && CHUNK % SUB == 0, "chunk must hold whole tiles");
+
+__device__ __forceinline__ float ex2(float x)
+{
+    float y;
+    asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x));
+    return y;
+}
+
+/* Stores and reads of one activation element; bf16 lives in uint16_t. */
+__device__ __forceinline__ float cvt(uint16_t x) { return __uint_as_float(((unsigned)x) << 16); }
+__device__ __forceinline__ void stf(float *p, float v) { *p = v; }
+__device__ __forceinline__ void stf(uint16_t *p, float v)
+{
+    *p = __bfloat16_as_ushort(__float2bfloat16_rn(v));
+}
+__device__ __forceinline__ float rdf(const float *p) { return *p; }
+__device__ __forceinline__ float rdf(const uint16_t *p) { return cvt(*p); }
+
+__device__ __forceinline__ float sigmoidf_(float x) { return __fdividef(1.0f, 1.0f + __expf(-x)); }
+
+/* ---- asynchronous copies into shared memory ------------------------------------------ */
+
+__device__ __forceinline__ void cp4(void *smem, const void *gmem, bool ok)
+{
+    const unsigned s = (unsigned)__cvta_generic_to_shared(smem);
+    asm volatile("cp.async.ca.shared.global [%0], [%1], 4, %2;\n" ::"r"(s), "l"(gmem),
+                 "r"(ok ? 4 : 0)
+                 : "memory");
+}
+__device__ __forceinline__ void cp_commit() { asm volatile("cp.async.commit_group;\n" ::: "memory"); }
+template <int P>
+__device__ __forceinline__ void cp_wait()
+{
+    asm volatile("cp.async.wait_group %0;\n" ::"n"(P) : "memory");
+}
+
+__device__ __forceinline__ void cp16(void *smem, const void *gmem, bool ok)
+{
+    const unsigned s = (unsigned)__cvta_generic_to_shared(smem);
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(s), "l"(gmem),
+                 "r"(ok ? 16 : 0)
+                 : "memory");
+}
+
+/* `rows` rows x 32 channels of a (B, L, D) array, src pointing at (b, t0, d0), into
+ * dst[rows][32]; rows past rows_valid (t >= L) and channels past dvalid (d >= D) are zero,
+ * so padded steps and channels are exact no-ops (delta = 0: h unchanged; dy = 0: no
+ * gradient). VEC: 16-byte copies (D a multiple of 16 bytes, aligned pointers), else 4. */
+template <bool VEC, typename T>
+__device__ __forceinline__ void load_rows(T *dst, const T *src, int rows, int rows_valid, int D,
+                                          int dvalid)
+{
+    constexpr int EPC = (VEC ? 16 : 4) / sizeof(T), CPR = 32 / EPC;
+    for (int e = threadIdx.x; e < rows * CPR; e += blockDim.x) {
+        const int r = e / CPR, c = (e % CPR) * EPC;
+        const bool ok = r < rows_valid && c < dvalid;
+        const T *g = ok ? src + r * D + c : src;
+        if constexpr (VEC)
+            cp16(dst + r * 32 + c, g, ok);
+        else
+            cp4(dst + r * 32 + c, g, ok);
+    }
+}
+/* `rows` rows of a (B, L, N) array (contiguous from src = (b, t0, 0)) into dst[rows][N]. */
+template <bool VEC, typename T>
+__device__ __forceinline__ void load_bc(T *dst, const T *src, int rows, int rows_valid, int N)
+{
+    constexpr int EPC = (VEC ? 16 : 4) / sizeof(T);
+    const int n = rows * N / EPC;
+    for (int e = threadIdx.x; e < n; e += blockDim.x) {
+        const bool ok = rows_valid == rows || e * EPC / N < rows_valid;
+        if constexpr (VEC)
+            cp16(dst + e * EPC, ok ? src + e * EPC : src, ok);
+        else
+            cp4(dst + e * EPC, ok ? src + e * EPC : src, ok);
+    }
+}
+
+/* S consecutive elements from shared memory (the same address across a warp: broadcast). */
+template <int S>
+__device__ __forceinline__ void ldsm(float (&v)[S], const float *p)
+{
+    if constexpr (S % 4 == 0) {
+#pragma unroll
+        for (int k = 0; k < S; k += 4) {
+            const float4 w = *(const float4 *)(p + k);
+            v[k] = w.x; v[k + 1] = w.y; v[k + 2] = w.z; v[k + 3] = w.w;
+        }
+    } else if constexpr (S == 2) {
+        const float2 w = *(const float2 *)p;
+        v[0] = w.x; v[1] = w.y;
+    } else {
+        v[0] = *p;
+    }
+}
+template <int S>
+__device__ __forceinline__ void ldsm(float (&v)[S], const uint16_t *p)
+{
+    if constexpr (S % 4 == 0) {
+#pragma unroll
+        for (int k = 0; k < S; k += 4) {
+            const uint2 w = *(const uint2 *)(p + k);
+            v[k] = __uint_as_float(w.x << 16); v[k + 1] = __uint_as_float(w.x & 0xffff0000u);
+            v[k + 2] = __uint_as_float(w.y << 16); v[k + 3] = __uint_as_float(w.y & 0xffff0000u);
+        }
+    } else if constexpr (S == 2) {
+        const unsigned w = *(const unsigned *)p;
+        v[0] = __uint_as_float(w << 16); v[1] = __uint_as_float(w & 0xffff0000u);
+    } else {
+        v[0] = rdf(p);
+    }
+}
+
+__host__ __device__ constexpr size_t align16(size_t bytes) { return (bytes + 15) & ~(size_t)15; }
+
+/* ---- forward ---------------------------------------------------------------------------
+ * grid (ceil(D/32), B), block 32*K threads, K = N/S. Shared memory: FWD_STAGES tiles of
+ * inputs (u, delta, z [FWD_TILE][32], B, C [FWD_TILE][N], element type T) filled by
+ * cp.async FWD_STAGES-1 tiles ahead of the compute, then the partial outputs
+ * ypart[K][FWD_TILE][32] (float). STATES_ONLY skips C, z and y: the backward's own pass
+ * that fills hchk when the caller kept none. */
+constexpr int FWD_STAGES = 3;
+
+__host__ __device__ constexpr size_t fwd_stage_elems(int N) { return 3 * FWD_TILE * 32 + 2 * (size_t)FWD_TILE * N; }
+template <typename T>
+__host__ __device__ constexpr size_t fwd_smem_bytes(int N, int K)
+{
+    return align16(FWD_STAGES * fwd_stage_elems(N) * sizeof(T)) + (size_t)K * FWD_TILE * 32 * sizeof(float);
+}
+
+template <typename T, int S, bool STATES_ONLY, bool VEC, int NT>
+__global__ void __launch_bounds__(512)
+scan_forward_kernel(T *__restrict__ y, float *__restrict__ hchk, const T *__restrict__ u,
+                    const T *__restrict__ delta, const float *__restrict__ A,
+                    const T *__restrict__ Bm, const T *__restrict__ Cm,
+                    const float *__restrict__ Dskip, const T *__restrict__ z, int L, int D,
+                    int N_)
+{
+    extern __shared__ __align__(16) unsigned char smem_raw[];
+    /* NT != 0: the state size known at compile time (16, the common case), so every
+     * shared-memory offset below is an immediate */
+    const int N = NT ? NT : N_;
+    const int lane = threadIdx.x & 31, q = threadIdx.x >> 5, K = NT ? NT / S : blockDim.x >> 5;
+    const int b = blockIdx.y;
+    const int d0 = blockIdx.x * 32, d = d0 + lane;
+    const bool dok = d < D;
+    const int dc = dok ? d : D - 1;
+    const int n0 = q * S;
+    const int NC = (L + CHUNK - 1) / CHUNK;
+    const int ntiles = (L + FWD_TILE - 1) / FWD_TILE;
+    const size_t se = fwd_stage_elems(N);
+    T *stages = (T *)smem_raw;
+    float *ypart = (float *)(smem_raw + align16(FWD_STAGES * se * sizeof(T)));
+
+    float a2[S], h[S];
+#pragma unroll
+    for (int s = 0; s < S; s++) {
+        a2[s] = A[(size_t)dc * N + n0 + s] * LOG2E; /* exp(dt A) = 2^(dt A log2 e) */
+        h[s] = 0.0f;
+    }
+    const float Dd = Dskip ? Dskip[dc] : 0.0f;
+
+    /* VEC: this thread's 16-byte copies of a tile, worked out once: row job m copies
+     * chunk e = tid + m*blockDim of every row array (row e / CPR, column (e % CPR) * EPC),
+     * bc job m chunk e of B and C. At most 4 of each (>= 32 threads). */
+    constexpr int EPC = 16 / sizeof(T), CPR = 32 / EPC, MJ = 4;
+    int roff[MJ], rsm[MJ], rrow[MJ], boff[MJ], brow[MJ];
+    bool rin[MJ], rok[MJ], bok[MJ];
+    if constexpr (VEC) {
+#pragma unroll
+        for (int m = 0; m < MJ; m++) {
+            const int e = threadIdx.x + m * blockDim.x;
+            const int r = e / CPR, c = (e % CPR) * EPC;
+            rin[m] = e < FWD_TILE * CPR;
+            rok[m] = c < D - d0; /* whole 16-byte chunks: D is a multiple of EPC */
+            roff[m] = r * D + c;
+            rsm[m] = r * 32 + c;
+            rrow[m] = r;
+            bok[m] = e < FWD_TILE * N / EPC;
+            boff[m] = e * EPC;
+            brow[m] = e * EPC / N;
+        }
+    }
+
+    auto issue = [&](int k) {
+        if constexpr (VEC) {
+            if (k < ntiles) {
+                T *st = stages + (k % FWD_STAGES) * se;
+                const int t0 = k * FWD_TILE;
+                const size_t off = ((size_t)b * L + t0) * D + d0, offn = ((size_t)b * L + t0) * N;
+                const int rv = min(FWD_TILE, L - t0);
+                const T *srcs[3] = {u + off, delta + off, STATES_ONLY ? nullptr : z ? z + off : nullptr};
+#pragma unroll
+                for (int a = 0; a < 3; a++) {
+                    if (!srcs[a])
+                        continue;
+#pragma unroll
+                    for (int m = 0; m < MJ; m++)
+                        if (rin[m]) {
+                            const bool ok = rok[m] && rrow[m] < rv;
+                            cp16(st + a * FWD_TILE * 32 + rsm[m], ok ? srcs[a] + roff[m] : srcs[a], ok);
+                        }
+                }
+                const T *bsrc[2] = {Bm + offn, STATES_ONLY ? nullptr : Cm + offn};
+#pragma unroll
+                for (int a = 0; a < 2; a++) {
+                    if (!bsrc[a])
+                        continue;
+#pragma unroll
+                    for (int m = 0; m < MJ; m++)
+                        if (bok[m]) {
+                            const bool ok = brow[m] < rv;
+                            cp16(st + 3 * FWD_TILE * 32 + a * FWD_TILE * N + boff[m],
+                                 ok ? bsrc[a] + boff[m] : bsrc[a], ok);
+                        }
+                }
+            }
+            cp_commit();
+            return;
+        }
+        if (k < ntiles) {
+            T *st = stages + (k % FWD_STAGES) * se;
+            const int t0 = k * FWD_TILE;
+            const size_t off = ((size_t)b * L + t0) * D + d0, offn = ((size_t)b * L + t0) * N;
+            const int rv = min(FWD_TILE, L - t0), dv = D - d0;
+            load_rows<VEC>(st, u + off, FWD_TILE, rv, D, dv);
+            load_rows<VEC>(st + FWD_TILE * 32, delta + off, FWD_TILE, rv, D, dv);
+            load_bc<VEC>(st + 3 * FWD_TILE * 32, Bm + offn, FWD_TILE, rv, N);
+            if constexpr (!STATES_ONLY) {
+                if (z)
+                    load_rows<VEC>(st + 2 * FWD_TILE * 32, z + off, FWD_TILE, rv, D, dv);
+                load_bc<VEC>(st + 3 * FWD_TILE * 32 + FWD_TILE * N, Cm + offn, FWD_TILE, rv, N);
+            }
+        }
+        cp_commit(); /* always: keeps the group count in step with the tile count */
+    };
+
+#pragma unroll
+    for (int k = 0; k < FWD_STAGES - 1; k++)
+        issue(k);
+    for (int k = 0; k < ntiles; k++) {
+        cp_wait<FWD_STAGES - 2>();
+        __syncthreads(); /* tile k has landed; tile k-1's stage and ypart are free */
+        issue(k + FWD_STAGES - 1);
+        const T *st = stages + (k % FWD_STAGES) * se;
+        const T *su = st, *sdt = st + FWD_TILE * 32, *sz = st + 2 * FWD_TILE * 32;
+        const T *sB = st + 3 * FWD_TILE * 32, *sC = sB + FWD_TILE * N;
+        const int t0 = k * FWD_TILE;
+        if (hchk && t0 % CHUNK == 0 && dok) {
+            float *hc = hchk + (((size_t)b * NC + t0 / CHUNK) * N + n0) * D + d;
+#pragma unroll
+            for (int s = 0; s < S; s++)
+                hc[(size_t)s * D] = h[s];
+        }
+        /* G steps at a time: first their exp(delta A) (independent MUFU work the scheduler
+         * can overlap), then the recurrence, whose only serial dependency is one FFMA. */
+        constexpr int G = S >= 16 ? 2 : S >= 8 ? 4 : 8;
+#pragma unroll
+        for (int i0 = 0; i0 < FWD_TILE; i0 += G) {
+            float E[G][S], dts[G];
+#pragma unroll
+            for (int i = 0; i < G; i++) {
+                dts[i] = rdf(sdt + (i0 + i) * 32 + lane);
+#pragma unroll
+                for (int s = 0; s < S; s++)
+                    E[i][s] = ex2(dts[i] * a2[s]);
+            }
+#pragma unroll
+            for (int i = 0; i < G; i++) {
+                const int ii = i0 + i;
+                const float dtu = dts[i] * rdf(su + ii * 32 + lane);
+                float bv[S];
+                ldsm<S>(bv, sB + ii * N + n0);
+#pragma unroll
+                for (int s = 0; s < S; s++)
+                    h[s] = fmaf(E[i][s], h[s], dtu * bv[s]);
+                if constexpr (!STATES_ONLY) {
+                    float cv[S];
+                    ldsm<S>(cv, sC + ii * N + n0);
+                    float part[S];
+#pragma unroll
+                    for (int s = 0; s < S; s++)
+                        part[s] = cv[s] * h[s];
+#pragma unroll
+                    for (int w = 1; w < S; w *= 2) /* pairwise sum: a short dependency chain */
+#pragma unroll
+                        for (int s = 0; s + w < S; s += 2 * w)
+                            part[s] += part[s + w];
+                    ypart[(q * FWD_TILE + ii) * 32 + lane] = part[0];
+                }
+            }
+        }
+        if constexpr (!STATES_ONLY) {
+            __syncthreads();
+            if (dok) {
+                T *y_t = y + ((size_t)b * L + t0 + q) * D + d;
+                const int iend = min(FWD_TILE, L - t0);
+                for (int i = q; i < iend; i += K, y_t += (size_t)K * D) {
+                    float acc = Dd * rdf(su + i * 32 + lane);
+                    const float *yp = ypart + i * 32 + lane;
+                    for (int kk = 0; kk < K; kk++, yp += FWD_TILE * 32)
+                        acc += *yp;
+                    if (z) {
+                        const float zv = rdf(sz + i * 32 + lane);
+                        acc *= zv * sigmoidf_(zv);
+                    }
+                    stf(y_t, acc);
+                }
+            }
+        }
+    }
+    cp_wait<0>();
+}
+
+/* ---- backward --------------------------------------------------------------------------
+ * Same grid and block as the forward. The work of a block is a stream of sub-tiles of SUB
+ * steps: for each chunk from the last, its "sweep" sub-tiles 0 .. ns-2 (u, delta, B: the
+ * recurrence from hchk, leaving the state before every sub-tile in ckpt), then its
+ * "reverse" sub-tiles ns-1 .. 0 (u, delta, B, C, z, dy). cp.async fetches the stream
+ * BWD_STAGES-1 sub-tiles ahead into a ring of slots; u, delta and B are fetched twice per
+ * chunk (the second time from L2: a chunk of a block is 20 KB).
+ * Shared memory: slots [BWD_STAGES] of (su, sdt, sz, sdy [SUB][32], sB, sC [SUB][N]) in T,
+ * then floats: ckpt [NSUB][N][32], p1, p2 [K][SUB][32], sdyss [SUB][32],
+ * red [SUB][N][RSTRIDE] (per-channel terms of dBm, then of dCm, before the sum over d;
+ * one buffer used twice measured faster than two at B=16 D=1536: more blocks fit). */
+constexpr int BWD_STAGES = 3;
+
+__host__ __device__ constexpr size_t bwd_slot_elems(int N) { return 4 * SUB * 32 + 2 * (size_t)SUB * N; }
+template <typename T>
+__host__ __device__ constexpr size_t bwd_smem_bytes(int N, int K)
+{
+    return align16(BWD_STAGES * bwd_slot_elems(N) * sizeof(T)) +
+           sizeof(float) * ((size_t)NSUB * N * 32 + 2 * (size_t)K * SUB * 32 + SUB * 32 +
+                            (size_t)SUB * N * RSTRIDE);
+}
+
+template <typename T>
+__device__ __forceinline__ void put(T *p, float v, int accumulate)
+{
+    stf(p, accumulate ? rdf(p) + v : v);
+}
+
+/* Sum over the block's 32 channels of red[SUB][N][RSTRIDE], four states at a time, added
+ * to dst (b's (L, N) slice) for the sub-tile's valid steps. N % 4 == 0. */
+__device__ __forceinline__ void reduce_red_add(float *dst, const float *red, int ts, int L, int N)
+{
+    const int R = SUB * N;
+    for (int o0 = 0; o0 < R; o0 += blockDim.x) {
+        const int o = o0 + threadIdx.x;
+        float sum = 0.0f;
+        if (o < R) {
+            const float *row = red + o * RSTRIDE;
+#pragma unroll
+            for (int k = 0; k < 32; k += 4) {
+                const float4 w = *(const float4 *)(row + k);
+                sum += (w.x + w.y) + (w.z + w.w);
+            }
+        }
+        const float s1 = __shfl_down_sync(0xffffffffu, sum, 1);
+        const float s2 = __shfl_down_sync(0xffffffffu, sum, 2);
+        const float s3 = __shfl_down_sync(0xffffffffu, sum, 3);
+        if (o < R && o % 4 == 0) {
+            const int t = ts + o / N;
+            if (t < L)
+                atomicAdd((float4 *)(dst + (size_t)t * N + o % N), make_float4(sum, s1, s2, s3));
+        }
+    }
+}
+
+/* Wider state slices hold 2*SUB*S floats of history in registers: fewer threads a block
+ * for them, so the compiler may use up to 255 registers. */
+__host__ __device__ constexpr int bwd_max_warps(int S) { return S >= 4 ? 8 : 16; }
+
+/* (Capping registers so that 3 blocks of 4 warps fit an SM instead of 2 was measured: no
+ * change at B=16 D=1536 or B=4 D=2048. The backward is bound by its instruction count.) */
+template <typename T, int S, bool HAS_Z, bool VEC, int NT>
+__global__ void __launch_bounds__(32 * bwd_max_warps(S))
+scan_backward_kernel(T *__restrict__ du, T *__restrict__ ddelta, float *__restrict__ dA,
+                     float *__restrict__ dBm, float *__restrict__ dCm,
+                     float *__restrict__ dDskip, T *__restrict__ dz, const T *__restrict__ dy,
+                     const T *__restrict__ u, const T *__restrict__ delta,
+                     const float *__restrict__ A, const T *__restrict__ Bm,
+                     const T *__restrict__ Cm, const float *__restrict__ Dskip,
+                     const T *__restrict__ z, const float *__restrict__ hchk, int L, int D,
+                     int N_, int accumulate)
+{
+    extern __shared__ __align__(16) unsigned char smem_raw[];
+    const int N = NT ? NT : N_; /* see the forward */
+    const int lane = threadIdx.x & 31, q = threadIdx.x >> 5, K = NT ? NT / S : blockDim.x >> 5;
+    const size_t se = bwd_slot_elems(N);
+    T *slots = (T *)smem_raw;
+    float *ckpt = (float *)(smem_raw + align16(BWD_STAGES * se * sizeof(T)));
+    float *p1 = ckpt + NSUB * N * 32;
+    float *p2 = p1 + K * SUB * 32;
+    float *sdyss = p2 + K * SUB * 32;
+    float *red = sdyss + SUB * 32;
+
+    const int b = blockIdx.y;
+    const int d0 = blockIdx.x * 32, d = d0 + lane;
+    const bool dok = d < D;
+    const int dc = dok ? d : D - 1;
+    const int n0 = q * S;
+    const int NC = (L + CHUNK - 1) / CHUNK;
+    const size_t bLD = (size_t)b * L * D;
+    float *dB_b = dBm + (size_t)b * L * N, *dC_b = dCm + (size_t)b * L * N;
+
+    float a[S], a2[S], g[S], En[S], dAacc[S];
+#pragma unroll
+    for (int s = 0; s < S; s++) {
+        a[s] = A[(size_t)dc * N + n0 + s];
+        a2[s] = a[s] * LOG2E;
+        g[s] = 0.0f;  /* dL/dh_t, carried backwards */
+        En[s] = 1.0f; /* exp(delta_{t+1} A), the factor that carries g */
+        dAacc[s] = 0.0f;
+    }
+    const float Dd = Dskip ? Dskip[dc] : 0.0f;
+    float dDacc = 0.0f;
+
+    auto nsub_of = [&](int c) { return (min(CHUNK, L - c * CHUNK) + SUB - 1) / SUB; };
+    int pc = NC - 1, pi = 0, pseq = 0; /* the next sub-tile to fetch */
+    auto issue = [&]() {
+        if (pc >= 0) {
+            const int ns = nsub_of(pc);
+            const bool rev = pi >= ns - 1;
+            const int j = rev ? 2 * (ns - 1) - pi : pi;
+            const int t0 = pc * CHUNK + j * SUB;
+            T *sl = slots + (pseq % BWD_STAGES) * se;
+            const size_t off = ((size_t)b * L + t0) * D + d0, offn = ((size_t)b * L + t0) * N;
+            const int rv = min(SUB, L - t0), dv = D - d0;
+            load_rows<VEC>(sl, u + off, SUB, rv, D, dv);
+            load_rows<VEC>(sl + SUB * 32, delta + off, SUB, rv, D, dv);
+            load_bc<VEC>(sl + 4 * SUB * 32, Bm + offn, SUB, rv, N);
+            if (rev) {
+                if constexpr (HAS_Z)
+                    load_rows<VEC>(sl + 2 * SUB * 32, z + off, SUB, rv, D, dv);
+                load_rows<VEC>(sl + 3 * SUB * 32, dy + off, SUB, rv, D, dv);
+                load_bc<VEC>(sl + 4 * SUB * 32 + SUB * N, Cm + offn, SUB, rv, N);
+            }
+            if (++pi == 2 * ns - 1) {
+                pc--;
+                pi = 0;
+            }
+        }
+        pseq++;
+        cp_commit();
+    };
+#pragma unroll
+    for (int k = 0; k < BWD_STAGES - 1; k++)
+        issue();
+
+    int seq = 0;
+    float hnext[S];
+#pragma unroll
+    for (int s = 0; s < S; s++)
+        hnext[s] = dok ? hchk[(((size_t)b * NC + NC - 1) * N + n0 + s) * D + d] : 0.0f;
+    for (int c = NC - 1; c >= 0; c--) {
+        const int ns = nsub_of(c);
+        float h[S];
+#pragma unroll
+        for (int s = 0; s < S; s++) {
+            h[s] = hnext[s];
+            ckpt[(n0 + s) * 32 + lane] = h[s]; /* ckpt[0]: the state before the chunk */
+        }
+        if (c > 0) /* prefetch the next chunk's saved state */
+#pragma unroll
+            for (int s = 0; s < S; s++)
+                hnext[s] = dok ? hchk[(((size_t)b * NC + c - 1) * N + n0 + s) * D + d] : 0.0f;
+
+        for (int idx = 0; idx < 2 * ns - 1; idx++, seq++) {
+            cp_wait<BWD_STAGES - 2>();
+            __syncthreads();
+            issue();
+            const T *sl = slots + (seq % BWD_STAGES) * se;
+            const T *su = sl, *sdt = sl + SUB * 32, *sz = sl + 2 * SUB * 32, *sdy = sl + 3 * SUB * 32;
+            const T *sB = sl + 4 * SUB * 32, *sC = sB + SUB * N;
+
+            if (idx < ns - 1) { /* sweep: advance h over sub-tile idx, keep the state after it */
+#pragma unroll
+                for (int i = 0; i < SUB; i++) {
+                    const float dtv = rdf(sdt + i * 32 + lane), uv = rdf(su + i * 32 + lane);
+                    float bv[S];
+                    ldsm<S>(bv, sB + i * N + n0);
+#pragma unroll
+                    for (int s = 0; s < S; s++)
+                        h[s] = ex2(dtv * a2[s]) * h[s] + dtv * uv * bv[s];
+                }
+#pragma unroll
+                for (int s = 0; s < S; s++)
+                    ckpt[((idx + 1) * N + n0 + s) * 32 + lane] = h[s];
+                continue;
+            }
+            const int j = 2 * (ns - 1) - idx;
+            const int ts = c * CHUNK + j * SUB;
+
+            /* 1. Recompute the sub-tile's states in registers; partial C.h per warp. */
+            float H[SUB][S], E[SUB][S], h0[S], hc[S];
+#pragma unroll
+            for (int s = 0; s < S; s++)
+                hc[s] = h0[s] = ckpt[(j * N + n0 + s) * 32 + lane];
+#pragma unroll
+            for (int i = 0; i < SUB; i++) {
+                const float dtv = rdf(sdt + i * 32 + lane), uv = rdf(su + i * 32 + lane);
+                float bv[S], cv[S];
+                ldsm<S>(bv, sB + i * N + n0);
+                ldsm<S>(cv, sC + i * N + n0);
+                float acc = 0.0f;
+#pragma unroll
+                for (int s = 0; s < S; s++) {
+                    E[i][s] = ex2(dtv * a2[s]);
+                    hc[s] = E[i][s] * hc[s] + dtv * uv * bv[s];
+                    H[i][s] = hc[s];
+                    acc += cv[s] * hc[s];
+                }
+                p1[(q * SUB + i) * 32 + lane] = acc;
+            }
+            __syncthreads();
+
+            /* 2. y before gating, the gate's gradient and dy' = dy silu(z). */
+            for (int e = threadIdx.x; e < SUB * 32; e += blockDim.x) {
+                const int i = e / 32;
+                const float uv = rdf(su + e), dyv = rdf(sdy + e);
+                float dyss = dyv;
+                if constexpr (HAS_Z) {
+                    float yss = Dd * uv;
+                    for (int k = 0; k < K; k++)
+                        yss += p1[(k * SUB + i) * 32 + lane];
+                    /* forward: y = yss * z sigmoid(z); silu'(z) = s (1 + z (1 - s)) */
+                    const float zv = rdf(sz + e), sg = sigmoidf_(zv);
+                    dyss = dyv * zv * sg;
+                    if (ts + i < L && dok)
+                        put(dz + bLD + (size_t)(ts + i) * D + d,
+                            dyv * yss * sg * (1.0f + zv * (1.0f - sg)), accumulate);
+                }
+                sdyss[e] = dyss;
+                dDacc += dyss * uv; /* e % 32 == lane: this thread's channel */
+            }
+            __syncthreads();
+
+            /* 3. The adjoint backwards through the sub-tile. */
+#pragma unroll
+            for (int i = SUB - 1; i >= 0; i--) {
+                const float dyss = sdyss[i * 32 + lane];
+                const float dtv = rdf(sdt + i * 32 + lane), uv = rdf(su + i * 32 + lane);
+                float bv[S], cv[S];
+                ldsm<S>(bv, sB + i * N + n0);
+                ldsm<S>(cv, sC + i * N + n0);
+                float dup = 0.0f, ddp = 0.0f;
+#pragma unroll
+                for (int s = 0; s < S; s++) {
+                    /* forward: y_t += C_t h_t and h_{t+1} = E_{t+1} h_t + ..., so
+                     * dL/dh_t = C_t dy'_t + E_{t+1} dL/dh_{t+1} */
+                    g[s] = En[s] * g[s] + cv[s] * dyss;
+                    const float hp = i > 0 ? H[i > 0 ? i - 1 : 0][s] : h0[s];
+                    /* forward: h_t = exp(dt_t A) h_{t-1} + dt_t B_t u_t */
+                    const float gEh = g[s] * E[i][s] * hp;
+                    dup += g[s] * bv[s];
+                    ddp += gEh * a[s] + g[s] * bv[s] * uv;
+                    dAacc[s] += gEh * dtv;
+                    red[(i * N + n0 + s) * RSTRIDE + lane] = g[s] * dtv * uv; /* dB term */
+                    En[s] = E[i][s];
+                }
+                p1[(q * SUB + i) * 32 + lane] = dup * dtv;
+                p2[(q * SUB + i) * 32 + lane] = ddp;
+            }
+            __syncthreads();
+
+            /* 4. du, ddelta: sums over the K warps; dBm: the sum over the 32 channels. */
+            for (int e = threadIdx.x; e < SUB * 32; e += blockDim.x) {
+                const int i = e / 32, t = ts + i;
+                if (t < L && dok) {
+                    float duv = Dd * sdyss[e], ddv = 0.0f;
+                    for (int k = 0; k < K; k++) {
+                        duv += p1[(k * SUB + i) * 32 + lane];
+                        ddv += p2[(k * SUB + i) * 32 + lane];
+                    }
+                    const size_t o = bLD + (size_t)t * D + d;
+                    put(du + o, duv, accumulate);
+                    put(ddelta + o, ddv, accumulate);
+                }
+            }
+            reduce_red_add(dB_b, red, ts, L, N);
+            __syncthreads();
+
+            /* 5. dCm = sum over channels of dy'_t h_t, through the same buffer. */
+#pragma unroll
+            for (int i = 0; i < SUB; i++) {
+                const float dyss = sdyss[i * 32 + lane];
+#pragma unroll
+                for (int s = 0; s < S; s++)
+                    red[(i * N + n0 + s) * RSTRIDE + lane] = dyss * H[i][s];
+            }
+            __syncthreads();
+            reduce_red_add(dC_b, red, ts, L, N);
+        }
+    }
+    cp_wait<0>();
+
+    if (dok) {
+#pragma unroll
+        for (int s = 0; s < S; s++)
+            atomicAdd(&dA[(size_t)d * N + n0 + s], dAacc[s]);
+        if (dDskip)
+            atomicAdd(&dDskip[d], dDacc);
+    }
+}
+
+/* ---- host side -------------------------------------------------------------------------- */
+
+/* States per thread: prefer 4 (float4 loads of B_t, C_t), fewer when that leaves too few
+ * warps to fill the GPU, more when N is large (at most 16 warps a block). */
+/* States per thread. Fewer warps per channel means fewer instructions per state-step
+ * (u_t, delta_t, B_t and C_t are read once per warp, the K partial outputs need adding),
+ * which is what limits the kernels; but too few warps leave the recurrence's latencies
+ * uncovered. bench_scan's sweep on an H100: the widest slice that still gives about 7
+ * warps an SM wins (S=8 at B=16 D=1536, S=4 at B=4 D=2048). The backward keeps 2*SUB*S
+ * floats of history in registers and stops at 4. */
+int choose_S(int B, int D, int N, int sm_count, int forced, bool bwd)
+{
+    auto fits = [&](int S) {
+        return N % S == 0 && N / S <= (bwd ? bwd_max_warps(S) : 16) && (!bwd || S <= 8);
+    };
+    if (forced)
+        return fits(forced) ? forced : 0;
+    const long dblocks = (D + 31) / 32;
+    const long want = 7L * sm_count;
+    for (int S = bwd ? 4 : 16; S >= 1; S /= 2)
+        if (fits(S) && (long)B * dblocks * (N / S) >= want)
+            return S;
+    for (int S = 1; S <= (bwd ? 8 : 16); S *= 2) /* too little work to fill the GPU: any */
+        if (fits(S))
+            return S;
+    return 0;
+}
+
+int check_args(kern_ctx *ctx, kern_dtype dt, int B, int L, int D, int N, const void *Bm,
+               const void *Cm, const char *fn, kern_error *err)
+{
+    if (!ctx)
+        return kern_err_set(err, KERN_EINVAL, "%s: context is NULL", fn);
+    if (dt != KERN_F32 && dt != KERN_BF16)
+        return kern_err_set(err, KERN_EINVAL, "%s: unknown element type %d", fn, (int)dt);
+    if (B <= 0 || L <= 0 || D <= 0 || N <= 0 || N > KERN_SCAN_MAX_STATE) {
+        kern_err_set(err, KERN_EINVAL, "%s: invalid shape", fn);
+        kern_err_detail(err, "B=%d L=%d D=%d N=%d; each must be positive and N <= %d", B, L, D,
+                        N, KERN_SCAN_MAX_STATE);
+        return KERN_EINVAL;
+    }
+    if (dt == KERN_BF16 && (D % 2 || N % 2)) {
+        kern_err_set(err, KERN_EINVAL, "%s: bf16 needs an even D and N", fn);
+        kern_err_detail(err, "D=%d N=%d", D, N);
+        kern_err_hint(err, "the kernels move bf16 in pairs; use float32 for odd sizes");
+        return KERN_EINVAL;
+    }
+    if ((uintptr_t)Bm % 16 || (uintptr_t)Cm % 16) {
+        kern_err_set(err, KERN_EINVAL, "%s: Bm and Cm must be 16-byte aligned", fn);
+        kern_err_hint(err, "pass whole allocations or copy the slices into their own buffers");
+        return KERN_EINVAL;
+    }
+    if ((size_t)B * L > (size_t)1 << 31 || (size_t)B * (D + 31) / 32 > 65535u * 65535u) {
+        kern_err_set(err, KERN_EINVAL, "%s: shape too large", fn);
+        return KERN_EINVAL;
+    }
+    if (B > 65535)
+        return kern_err_set(err, KERN_EINVAL, "%s: batch %d over the grid limit 65535", fn, B);
+    return KERN_OK;
+}
+
+/* 16-byte copies need every row and every (B, L, N) slice to start on 16 bytes. */
+template <typename T>
+bool vec_ok(int D, int N, const void *const *ptrs, int n)
+{
+    const int ch = 16 / (int)sizeof(T);
+    if (D % ch || N % ch)
+        return false;
+    for (int i = 0; i < n; i++)
+        if ((uintptr_t)ptrs[i] % 16)
+            return false;
+    return true;
+}
+
+template <typename T, int S>
+int launch_forward(kern_ctx *ctx, T *y, float *hchk, const T *u, const T *delta,
+                   const float *A, const T *Bm, const T *Cm, const float *Dskip, const T *z,
+                   int B, int L, int D, int N, bool states_only, kern_error *err)
+{
+    const void *ptrs[] = {u, delta, Bm, Cm, z};
+    const bool vec = vec_ok<T>(D, N, ptrs, 5);
+    const int K = N / S;
+    const dim3 grid((D + 31) / 32, B), block(32 * K);
+    const size_t smem = fwd_smem_bytes<T>(N, K);
+    if (smem > ctx->smem_optin) {
+        kern_err_set(err, KERN_EINVAL, "selective scan: state size %d needs too much shared memory", N);
+        return KERN_EINVAL;
+    }
+    if (states_only) {
+        auto kernel = vec && N == 16 ? scan_forward_kernel<T, S, true, true, 16>
+                    : vec            ? scan_forward_kernel<T, S, true, true, 0>
+                                     : scan_forward_kernel<T, S, true, false, 0>;
+        KERN_CUDA(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem), err);
+        kernel<<<grid, block, smem, ctx->stream>>>(y, hchk, u, delta, A, Bm, Cm, Dskip, z, L, D, N);
+        KERN_LAUNCHED("scan_forward_kernel (states only)", err);
+    } else {
+        auto kernel = vec && N == 16 ? scan_forward_kernel<T, S, false, true, 16>
+                    : vec            ? scan_forward_kernel<T, S, false, true, 0>
+                                     : scan_forward_kernel<T, S, false, false, 0>;
+        KERN_CUDA(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem), err);
+        kernel<<<grid, block, smem, ctx->stream>>>(y, hchk, u, delta, A, Bm, Cm, Dskip, z, L, D, N);
+        KERN_LAUNCHED("scan_forward_kernel", err);
+    }
+    return KERN_OK;
+}
+
+template <typename T>
+int forward_dispatch(kern_ctx *ctx, int S, T *y, float *hchk, const T *u, const T *delta,
+                     const float *A, const T *Bm, const T *Cm, const float *Dskip, const T *z,
+                     int B, int L, int D, int N, bool states_only, kern_error *err)
+{
+    switch (S) {
+    case 1: return launch_forward<T, 1>(ctx, y, hchk, u, delta, A, Bm, Cm, Dskip, z, B, L, D, N, states_only, err);
+    case 2: return launch_forward<T, 2>(ctx, y, hchk, u, delta, A, Bm, Cm, Dskip, z, B, L, D, N, states_only, err);
+    case 4: return launch_forward<T, 4>(ctx, y, hchk, u, delta, A, Bm, Cm, Dskip, z, B, L, D, N, states_only, err);
+    case 8: return launch_forward<T, 8>(ctx, y, hchk, u, delta, A, Bm, Cm, Dskip, z, B, L, D, N, states_only, err);
+    default: return launch_forward<T, 16>(ctx, y, hchk, u, delta, A, Bm, Cm, Dskip, z, B, L, D, N, states_only, err);
+    }
+}
+
+template <typename T, int S, bool HAS_Z>
+int launch_backward(kern_ctx *ctx, int accumulate, T *du, T *ddelta, float *dA, float *dBm,
+                    float *dCm, float *dDskip, T *dz, const T *dy, const T *u, const T *delta,
+                    const float *A, const T *Bm, const T *Cm, const float *Dskip, const T *z,
+                    const float *hchk, int B, int L, int D, int N, kern_error *err)
+{
+    const int K = N / S;
+    const dim3 grid((D + 31) / 32, B), block(32 * K);
+    const size_t smem = bwd_smem_bytes<T>(N, K);
+    if (smem > ctx->smem_optin) {
+        kern_err_set(err, KERN_EINVAL, "selective scan backward: state size %d needs too much shared memory", N);
+        kern_err_detail(err, "%zu bytes needed, the device allows %zu per block", smem, ctx->smem_optin);
+        return KERN_EINVAL;
+    }
+    const void *ptrs[] = {u, delta, Bm, Cm, z, dy};
+    const bool vec = vec_ok<T>(D, N, ptrs, 6);
+    auto kernel = vec && N == 16 ? scan_backward_kernel<T, S, HAS_Z, true, 16>
+                : vec            ? scan_backward_kernel<T, S, HAS_Z, true, 0>
+                                 : scan_backward_kernel<T, S, HAS_Z, false, 0>;
+    KERN_CUDA(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem), err);
+    kernel<<<grid, block, smem, ctx->stream>>>(du, ddelta, dA, dBm, dCm, dDskip, dz, dy, u, delta,
+                                               A, Bm, Cm, Dskip, z, hchk, L, D, N, accumulate);
+    KERN_LAUNCHED("scan_backward_kernel", err);
+    return KERN_OK;
+}
+
+template <typename T, bool HAS_Z>
+int backward_dispatch(kern_ctx *ctx, int S, int accumulate, T *du, T *ddelta, float *dA,
+                      float *dBm, float *dCm, float *dDskip, T *dz, const T *dy, const T *u,
+                      const T *delta, const float *A, const T *Bm, const T *Cm,
+                      const float *Dskip, const T *z, const float *hchk, int B, int L, int D,
+                      int N, kern_error *err)
+{
+    switch (S) {
+    case 1: return launch_backward<T, 1, HAS_Z>(ctx, accumulate, du, ddelta, dA, dBm, dCm, dDskip, dz, dy, u, delta, A, Bm, Cm, Dskip, z, hchk, B, L, D, N, err);
+    case 2: return launch_backward<T, 2, HAS_Z>(ctx, accumulate, du, ddelta, dA, dBm, dCm, dDskip, dz, dy, u, delta, A, Bm, Cm, Dskip, z, hchk, B, L, D, N, err);
+    case 4: return launch_backward<T, 4, HAS_Z>(ctx, accumulate, du, ddelta, dA, dBm, dCm, dDskip, dz, dy, u, delta, A, Bm, Cm, Dskip, z, hchk, B, L, D, N, err);
+    default: return launch_backward<T, 8, HAS_Z>(ctx, accumulate, du, ddelta, dA, dBm, dCm, dDskip, dz, dy, u, delta, A, Bm, Cm, Dskip, z, hchk, B, L, D, N, err);
+    }
+}
+
+} // namespace
+
+extern "C" int kern_ctx_set_scan_states(kern_ctx *ctx, int S, kern_error *err)
+{
+    if (!ctx || (S != 0 && S != 1 && S != 2 && S != 4 && S != 8 && S != 16))
+        return kern_err_set(err, KERN_EINVAL, "kern_ctx_set_scan_states: %d is not 0, 1, 2, 4, 8 or 16", S);
+    ctx->scan_states = S;
+    return KERN_OK;
+}
+
+extern "C" size_t kern_scan_hchk_floats(int B, int L, int D, int N)
+{
+    if (B <= 0 || L <= 0 || D <= 0 || N <= 0)
+        return 0;
+    return (size_t)B * ((L + CHUNK - 1) / CHUNK) * N * D;
+}
+
+extern "C" int kern_selective_scan_forward(kern_ctx *ctx, kern_dtype dt, void *y, float *hchk,
+                                           const void *u, const void *delta, const float *A,
+                                           const void *Bm, const void *Cm, const float *Dskip,
+                                           const void *z, int B, int L, int D, int N,
+                                           kern_error *err)
+{
+    static const char fn[] = "kern_selective_scan_forward";
+    int rc = check_args(ctx, dt, B, L, D, N, Bm, Cm, fn, err);
+    if (rc)
+        return rc;
+    if (!y || !u || !delta || !A || !Bm || !Cm)
+        return kern_err_set(err, KERN_EINVAL, "%s: y, u, delta, A, Bm and Cm are required", fn);
+    const int S = choose_S(B, D, N, ctx->sm_count, ctx->scan_states, false);
+    if (!S)
+        return kern_err_set(err, KERN_EINVAL, "%s: state size %d is not supported", fn, N);
+    if (dt == KERN_F32)
+        return forward_dispatch<float>(ctx, S, (float *)y, hchk, (const float *)u,
+                                       (const float *)delta, A, (const float *)Bm,
+                                       (const float *)Cm, Dskip, (const float *)z, B, L, D, N,
+                                       false, err);
+    return forward_dispatch<uint16_t>(ctx, S, (uint16_t *)y, hchk, (const uint16_t *)u,
+                                      (const uint16_t *)delta, A, (const uint16_t *)Bm,
+                                      (const uint16_t *)Cm, Dskip, (const uint16_t *)z, B, L, D,
+                                      N, false, err);
+}
+
+extern "C" int kern_selective_scan_backward(kern_ctx *ctx, kern_dtype dt, int accumulate,
+                                            void *du, void *ddelta, float *dA, float *dBm,
+                                            float *dCm, float *dDskip, void *dz,
+                                            const void *dy, const void *u, const void *delta,
+                                            const float *A, const void *Bm, const void *Cm,
+                                            const float *Dskip, const void *z, int B, int L,
+                                            int D, int N, const float *hchk, kern_error *err)
+{
+    static const char fn[] = "kern_selective_scan_backward";
+    int rc = check_args(ctx, dt, B, L, D, N, Bm, Cm, fn, err);
+    if (rc)
+        return rc;
+    if (!du || !ddelta || !dA || !dBm || !dCm || !dy || !u || !delta || !A || !Bm || !Cm ||
+        (z && !dz))
+        return kern_err_set(err, KERN_EINVAL, "%s: a required pointer is NULL", fn);
+    if ((uintptr_t)dBm % 16 || (uintptr_t)dCm % 16)
+        return kern_err_set(err, KERN_EINVAL, "%s: dBm and dCm must be 16-byte aligned", fn);
+    if (N % 4) {
+        kern_err_set(err, KERN_EINVAL, "%s: state size %d is not a multiple of 4", fn, N);
+        kern_err_hint(err, "the backward adds dBm and dCm four states at a time");
+        return KERN_EINVAL;
+    }
+    const int S = choose_S(B, D, N, ctx->sm_count, ctx->scan_states, true);
+    if (!S)
+        return kern_err_set(err, KERN_EINVAL, "%s: state size %d is not supported", fn, N);
+    const size_t esz = kern_dtype_size(dt);
+    if (!accumulate) { /* the kernel adds into the (B,L,N), (D,N), (D) sums: start at 0 */
+        KERN_CUDA(cudaMemsetAsync(dA, 0, (size_t)D * N * sizeof(float), ctx->stream), err);
+        KERN_CUDA(cudaMemsetAsync(dBm, 0, (size_t)B * L * N * sizeof(float), ctx->stream), err);
+        KERN_CUDA(cudaMemsetAsync(dCm, 0, (size_t)B * L * N * sizeof(float), ctx->stream), err);
+        if (dDskip)
+            KERN_CUDA(cudaMemsetAsync(dDskip, 0, (size_t)D * sizeof(float), ctx->stream), err);
+    }
+    (void)esz;
+    if (!hchk) { /* no saved states: rerun the recurrence to get them */
+        float *ws;
+        rc = kern_workspace(ctx, kern_scan_hchk_floats(B, L, D, N) * sizeof(float),
+                            (void **)&ws, err);
+        if (rc)
+            return rc;
+        if (dt == KERN_F32)
+            rc = forward_dispatch<float>(ctx, S, NULL, ws, (const float *)u, (const float *)delta,
+                                         A, (const float *)Bm, (const float *)Cm, Dskip, NULL, B,
+                                         L, D, N, true, err);
+        else
+            rc = forward_dispatch<uint16_t>(ctx, S, NULL, ws, (const uint16_t *)u,
+                                            (const uint16_t *)delta, A, (const uint16_t *)Bm,
+                                            (const uint16_t *)Cm, Dskip, NULL, B, L, D, N, true,
+                                            err);
+        if (rc)
+            return rc;
+        hchk = ws;
+    }
+    if (dt == KERN_F32) {
+        if (z)
+            return backward_dispatch<float, true>(ctx, S, accumulate, (float *)du, (float *)ddelta, dA, dBm, dCm, dDskip, (float *)dz, (const float *)dy, (const float *)u, (const float *)delta, A, (const float *)Bm, (const float *)Cm, Dskip, (const float *)z, hchk, B, L, D, N, err);
+        return backward_dispatch<float, false>(ctx, S, accumulate, (float *)du, (float *)ddelta, dA, dBm, dCm, dDskip, (float *)dz, (const float *)dy, (const float *)u, (const float *)delta, A, (const float *)Bm, (const float *)Cm, Dskip, (const float *)z, hchk, B, L, D, N, err);
+    }
+    if (z)
+        return backward_dispatch<uint16_t, true>(ctx, S, accumulate, (uint16_t *)du, (uint16_t *)ddelta, dA, dBm, dCm, dDskip, (uint16_t *)dz, (const uint16_t *)dy, (const uint16_t *)u, (const uint16_t *)delta, A, (const uint16_t *)Bm, (const uint16_t *)Cm, Dskip, (const uint16_t *)z, hchk, B, L, D, N, err);
+    return backward_dispatch<uint16_t, false>(ctx, S, accumulate, (uint16_t *)du, (uint16_t *)ddelta, dA, dBm, dCm, dDskip, (uint16_t *)dz, (const uint16_t *)dy, (const uint16_t *)u, (const uint16_t *)delta, A, (const uint16_t *)Bm, (const uint16_t *)Cm, Dskip, (const uint16_t *)z, hchk, B, L, D, N, err);
+}

@@ -1,0 +1,86 @@
+/*
+ * neural_ssm/backend.c — the CPU backend table and the device dispatch. The CPU table
+ * points at the reference functions of layers.c, scan.c and s4d.c. A CUDA table is
+ * defined in neural_ssm/backend_cuda.c (compiled only with SSMD_HAVE_CUDA, written
+ * alongside kernels/) and returned here for NSSM_DEVICE_CUDA and NSSM_DEVICE_AUTO.
+ */
+#include <stdlib.h>
+
+#include "internal.h"
+
+static void *cpu_alloc(size_t bytes)
+{
+    return calloc(1, bytes ? bytes : 1);
+}
+
+static void cpu_release(void *p)
+{
+    free(p);
+}
+
+static int cpu_available(void)
+{
+    return 1;
+}
+
+static int cpu_synchronize(void)
+{
+    return NSSM_OK;
+}
+
+const nssm_backend nssm_backend_cpu = {
+    .name = "cpu",
+    .device = NSSM_DEVICE_CPU,
+    .available = cpu_available,
+    .alloc = cpu_alloc,
+    .release = cpu_release,
+    .synchronize = cpu_synchronize,
+    .linear_forward = nssm_linear_forward,
+    .linear_backward = nssm_linear_backward,
+    .rmsnorm_forward = nssm_rmsnorm_forward,
+    .rmsnorm_backward = nssm_rmsnorm_backward,
+    .conv1d_forward = nssm_conv1d_forward,
+    .conv1d_backward = nssm_conv1d_backward,
+    .silu_forward = nssm_silu_forward,
+    .silu_backward = nssm_silu_backward,
+    .softplus_forward = nssm_softplus_forward,
+    .softplus_backward = nssm_softplus_backward,
+    .selective_scan_forward = nssm_selective_scan_forward,
+    .selective_scan_backward = nssm_selective_scan_backward,
+    .s4d_kernel_forward = nssm_s4d_kernel_forward,
+    .s4d_kernel_backward = nssm_s4d_kernel_backward,
+    .s4d_conv_forward = nssm_s4d_conv_forward,
+    .s4d_conv_backward = nssm_s4d_conv_backward,
+};
+
+#ifdef SSMD_HAVE_CUDA
+extern const nssm_backend nssm_backend_cuda;
+#endif
+
+const nssm_backend *nssm_backend_get(nssm_device device, nssm_error *err)
+{
+    switch (device) {
+    case NSSM_DEVICE_CPU:
+        return &nssm_backend_cpu;
+    case NSSM_DEVICE_AUTO:
+#ifdef SSMD_HAVE_CUDA
+        return nssm_backend_cuda.available() ? &nssm_backend_cuda : &nssm_backend_cpu;
+#else
+        return &nssm_backend_cpu;
+#endif
+    case NSSM_DEVICE_CUDA:
+#ifdef SSMD_HAVE_CUDA
+        if (nssm_backend_cuda.available())
+            return &nssm_backend_cuda;
+        nssm_error_set(err, NSSM_EUNSUPPORTED, "no CUDA device is available");
+        return NULL;
+#else
+        nssm_error_set(err, NSSM_EUNSUPPORTED, "this build has no CUDA backend");
+        nssm_error_hint(err, "rebuild with -DSSMD_CUDA=ON on a machine with the CUDA toolkit, "
+                             "or use device \"cpu\"");
+        return NULL;
+#endif
+    }
+    nssm_error_set(err, NSSM_EINVAL, "unknown device %d", (int)device);
+    return NULL;
+}

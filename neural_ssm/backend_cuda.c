@@ -1,0 +1,325 @@
+/*
+ * neural_ssm/backend_cuda.c — the CUDA backend table: every heavy operation of the
+ * forecaster mapped onto kernels/kernels.h, with the argument orders and semantics of the
+ * CPU reference functions (backward functions accumulate). Compiled only with
+ * SSMD_HAVE_CUDA. Memory comes from cudaMallocManaged so that model.c's host-side glue
+ * (features, gathers, loss, AdamW) can read the same buffers after synchronize().
+ *
+ * The table's functions take no context argument, so this file keeps the one piece of
+ * process-wide state in the library: a kern_ctx (stream + cuBLAS handle) created once on
+ * first use, and the first error a void operation met, reported by the next synchronize()
+ * (the table has no error channel for void operations). Use one model per thread at a time;
+ * the context serialises everything on one stream. Every operation waits for its work
+ * before returning (see note()); the host-side glue on managed memory makes pages travel
+ * between host and device, which is what bounds a training step today.
+ *
+ * Layout note: the selective scan's hchk buffer (sized by model.c for NSSM_SCAN_CHUNK) is
+ * filled in kernels/' own layout, (B, ceil(L/KERN_SCAN_CHUNK), N, D), which is smaller; the
+ * CUDA backward recomputes y before gating itself, so ypre is left unwritten.
+ */
+#include <pthread.h>
+#include <stdint.h>
+#include <string.h>
+
+#include <cuda_runtime_api.h>
+
+#include "internal.h"
+#include "kernels.h"
+
+static pthread_once_t cuda_once = PTHREAD_ONCE_INIT;
+static kern_ctx *cuda_ctx;
+static pthread_mutex_t cuda_err_lock = PTHREAD_MUTEX_INITIALIZER;
+static int cuda_err_code;
+
+static void cuda_init(void)
+{
+    kern_error e;
+    memset(&e, 0, sizeof e);
+    if (kern_device_count() > 0 && kern_ctx_create(&cuda_ctx, 0, &e) != KERN_OK)
+        cuda_ctx = NULL;
+}
+
+static kern_ctx *ctx(void)
+{
+    pthread_once(&cuda_once, cuda_init);
+    return cuda_ctx;
+}
+
+/* kernels/ codes share SSM's numbers where they overlap; a CUDA failure becomes
+ * NSSM_EUNSUPPORTED (the device could not do the work). */
+static int to_nssm(int rc)
+{
+    if (rc == KERN_OK)
+        return NSSM_OK;
+    if (rc == KERN_EINVAL || rc == KERN_ENOMEM)
+        return rc;
+    return NSSM_EUNSUPPORTED;
+}
+
+/* Records the first error, then waits for the stream: model.c's host-side glue reads and
+ * zeroes these managed buffers between operations (memset on the host), and a kernel still
+ * running would race with it, so every operation here returns only once its work is done. */
+static int note(int rc)
+{
+    if (!rc && ctx()) {
+        kern_error e;
+        rc = kern_sync(ctx(), &e);
+    }
+    if (rc) {
+        pthread_mutex_lock(&cuda_err_lock);
+        if (!cuda_err_code)
+            cuda_err_code = to_nssm(rc);
+        pthread_mutex_unlock(&cuda_err_lock);
+    }
+    return to_nssm(rc);
+}
+
+static int cuda_available(void)
+{
+    return ctx() != NULL;
+}
+
+static void *cuda_alloc(size_t bytes)
+{
+    void *p = NULL;
+    if (!ctx())
+        return NULL;
+    if (cudaMallocManaged(&p, bytes ? bytes : 1, cudaMemAttachGlobal) != cudaSuccess) {
+        cudaGetLastError();
+        return NULL;
+    }
+    if (cudaMemset(p, 0, bytes) != cudaSuccess || cudaDeviceSynchronize() != cudaSuccess) {
+        cudaGetLastError();
+        cudaFree(p);
+        return NULL;
+    }
+    return p;
+}
+
+static void cuda_release(void *p)
+{
+    if (p) {
+        cudaDeviceSynchronize();
+        cudaFree(p);
+    }
+}
+
+static int cuda_synchronize(void)
+{
+    kern_error e;
+    if (!ctx())
+        return NSSM_EUNSUPPORTED;
+    int rc = note(kern_sync(ctx(), &e));
+    pthread_mutex_lock(&cuda_err_lock);
+    if (cuda_err_code) {
+        rc = cuda_err_code;
+        cuda_err_code = 0;
+    }
+    pthread_mutex_unlock(&cuda_err_lock);
+    return rc;
+}
+
+static void cuda_linear_forward(real *out, const real *inp, const real *w, const real *bias,
+                                int BT, int C, int OC)
+{
+    kern_error e;
+    note(kern_linear_forward(ctx(), out, inp, w, bias, BT, C, OC, &e));
+}
+
+static void cuda_linear_backward(real *dinp, real *dw, real *dbias, const real *dout,
+                                 const real *inp, const real *w, int BT, int C, int OC)
+{
+    kern_error e;
+    note(kern_linear_backward(ctx(), dinp, dw, dbias, dout, inp, w, BT, C, OC, &e));
+}
+
+static void cuda_rmsnorm_forward(real *out, real *rstd, const real *inp, const real *w, int BT,
+                                 int C, real eps)
+{
+    kern_error e;
+    note(kern_rmsnorm_forward(ctx(), out, rstd, inp, w, BT, C, eps, &e));
+}
+
+static void cuda_rmsnorm_backward(real *dinp, real *dw, const real *dout, const real *inp,
+                                  const real *w, const real *rstd, int BT, int C)
+{
+    kern_error e;
+    note(kern_rmsnorm_backward(ctx(), dinp, dw, dout, inp, w, rstd, BT, C, &e));
+}
+
+static void cuda_conv1d_forward(real *out, const real *inp, const real *w, const real *bias,
+                                int B, int L, int C, int K)
+{
+    kern_error e;
+    note(kern_conv1d_forward(ctx(), out, inp, w, bias, B, L, C, K, &e));
+}
+
+static void cuda_conv1d_backward(real *dinp, real *dw, real *dbias, const real *dout,
+                                 const real *inp, const real *w, int B, int L, int C, int K)
+{
+    kern_error e;
+    note(kern_conv1d_backward(ctx(), dinp, dw, dbias, dout, inp, w, B, L, C, K, &e));
+}
+
+static void cuda_silu_forward(real *out, const real *inp, size_t n)
+{
+    kern_error e;
+    note(kern_silu_forward(ctx(), out, inp, n, &e));
+}
+
+static void cuda_silu_backward(real *dinp, const real *dout, const real *inp, size_t n)
+{
+    kern_error e;
+    note(kern_silu_backward(ctx(), dinp, dout, inp, n, &e));
+}
+
+static void cuda_softplus_forward(real *out, const real *inp, size_t n)
+{
+    kern_error e;
+    note(kern_softplus_forward(ctx(), out, inp, n, &e));
+}
+
+static void cuda_softplus_backward(real *dinp, const real *dout, const real *inp, size_t n)
+{
+    kern_error e;
+    note(kern_softplus_backward(ctx(), dinp, dout, inp, n, &e));
+}
+
+/* The scan wants Bm, Cm (and dBm, dCm) on 16 bytes; model.c's arena slices usually are.
+ * Otherwise work on aligned copies. */
+static int aligned(const void *p)
+{
+    return ((uintptr_t)p & 15u) == 0;
+}
+
+static real *copy_aligned(const real *src, size_t n, int copy_in)
+{
+    kern_error e;
+    void *p = NULL;
+    if (kern_alloc(ctx(), &p, n * sizeof(real), &e))
+        return NULL;
+    if (copy_in && cudaMemcpyAsync(p, src, n * sizeof(real), cudaMemcpyDefault,
+                                   (cudaStream_t)kern_ctx_stream(ctx())) != cudaSuccess) {
+        cudaGetLastError();
+        kern_free(ctx(), p);
+        return NULL;
+    }
+    return p;
+}
+
+static void cuda_scan_forward(real *y, const real *u, const real *delta, const real *A,
+                              const real *Bm, const real *Cm, const real *Dskip, const real *z,
+                              int B, int L, int D, int N, real *ypre, real *hchk, int threads)
+{
+    (void)ypre;
+    (void)threads;
+    kern_error e;
+    const size_t nbc = (size_t)B * L * N;
+    real *Bc = aligned(Bm) ? (real *)Bm : copy_aligned(Bm, nbc, 1);
+    real *Cc = aligned(Cm) ? (real *)Cm : copy_aligned(Cm, nbc, 1);
+    if (!Bc || !Cc) {
+        note(KERN_ENOMEM);
+    } else {
+        note(kern_selective_scan_forward(ctx(), KERN_F32, y, hchk, u, delta, A, Bc, Cc, Dskip, z,
+                                         B, L, D, N, &e));
+    }
+    if (Bc && Bc != Bm)
+        kern_free(ctx(), Bc); /* cudaFree waits for the kernel */
+    if (Cc && Cc != Cm)
+        kern_free(ctx(), Cc);
+}
+
+static int cuda_scan_backward(real *du, real *ddelta, real *dA, real *dBm, real *dCm,
+                              real *dDskip, real *dz, const real *dy, const real *u,
+                              const real *delta, const real *A, const real *Bm, const real *Cm,
+                              const real *Dskip, const real *z, int B, int L, int D, int N,
+                              const real *ypre, const real *hchk, int threads)
+{
+    (void)ypre;
+    (void)threads;
+    kern_error e;
+    const size_t nbc = (size_t)B * L * N;
+    real *Bc = aligned(Bm) ? (real *)Bm : copy_aligned(Bm, nbc, 1);
+    real *Cc = aligned(Cm) ? (real *)Cm : copy_aligned(Cm, nbc, 1);
+    real *dBc = aligned(dBm) ? dBm : copy_aligned(dBm, nbc, 1);
+    real *dCc = aligned(dCm) ? dCm : copy_aligned(dCm, nbc, 1);
+    int rc;
+    if (!Bc || !Cc || !dBc || !dCc) {
+        rc = note(KERN_ENOMEM);
+    } else {
+        rc = note(kern_selective_scan_backward(ctx(), KERN_F32, 1, du, ddelta, dA, dBc, dCc,
+                                               dDskip, dz, dy, u, delta, A, Bc, Cc, Dskip, z, B,
+                                               L, D, N, hchk, &e));
+        cudaStream_t st = (cudaStream_t)kern_ctx_stream(ctx());
+        if (!rc && dBc != dBm && cudaMemcpyAsync(dBm, dBc, nbc * sizeof(real), cudaMemcpyDefault, st))
+            rc = note(KERN_ECUDA);
+        if (!rc && dCc != dCm && cudaMemcpyAsync(dCm, dCc, nbc * sizeof(real), cudaMemcpyDefault, st))
+            rc = note(KERN_ECUDA);
+    }
+    real *tmp[] = {Bc != Bm ? Bc : NULL, Cc != Cm ? Cc : NULL, dBc != dBm ? dBc : NULL,
+                   dCc != dCm ? dCc : NULL};
+    for (int i = 0; i < 4; i++)
+        if (tmp[i])
+            kern_free(ctx(), tmp[i]);
+    return rc;
+}
+
+static void cuda_s4d_kernel_forward(real *K, const real *log_dt, const real *C_re,
+                                    const real *C_im, const real *log_A_re, const real *A_im,
+                                    int D, int N, int L)
+{
+    kern_error e;
+    note(kern_s4d_kernel_forward(ctx(), K, log_dt, C_re, C_im, log_A_re, A_im, D, N, L, &e));
+}
+
+static void cuda_s4d_kernel_backward(real *dlog_dt, real *dC_re, real *dC_im, real *dlog_A_re,
+                                     real *dA_im, const real *dK, const real *log_dt,
+                                     const real *C_re, const real *C_im, const real *log_A_re,
+                                     const real *A_im, int D, int N, int L)
+{
+    kern_error e;
+    note(kern_s4d_kernel_backward(ctx(), dlog_dt, dC_re, dC_im, dlog_A_re, dA_im, dK, log_dt,
+                                  C_re, C_im, log_A_re, A_im, D, N, L, &e));
+}
+
+static int cuda_s4d_conv_forward(real *y, const real *u, const real *K, const real *Dskip,
+                                 int B, int L, int D, int threads)
+{
+    (void)threads;
+    kern_error e;
+    return note(kern_s4d_conv_forward(ctx(), y, u, K, Dskip, B, L, D, &e));
+}
+
+static int cuda_s4d_conv_backward(real *du, real *dK, real *dDskip, const real *dy,
+                                  const real *u, const real *K, const real *Dskip, int B, int L,
+                                  int D, int threads)
+{
+    (void)threads;
+    kern_error e;
+    return note(kern_s4d_conv_backward(ctx(), du, dK, dDskip, dy, u, K, Dskip, B, L, D, &e));
+}
+
+const nssm_backend nssm_backend_cuda = {
+    .name = "cuda",
+    .device = NSSM_DEVICE_CUDA,
+    .available = cuda_available,
+    .alloc = cuda_alloc,
+    .release = cuda_release,
+    .synchronize = cuda_synchronize,
+    .linear_forward = cuda_linear_forward,
+    .linear_backward = cuda_linear_backward,
+    .rmsnorm_forward = cuda_rmsnorm_forward,
+    .rmsnorm_backward = cuda_rmsnorm_backward,
+    .conv1d_forward = cuda_conv1d_forward,
+    .conv1d_backward = cuda_conv1d_backward,
+    .silu_forward = cuda_silu_forward,
+    .silu_backward = cuda_silu_backward,
+    .softplus_forward = cuda_softplus_forward,
+    .softplus_backward = cuda_softplus_backward,
+    .selective_scan_forward = cuda_scan_forward,
+    .selective_scan_backward = cuda_scan_backward,
+    .s4d_kernel_forward = cuda_s4d_kernel_forward,
+    .s4d_kernel_backward = cuda_s4d_kernel_backward,
+    .s4d_conv_forward = cuda_s4d_conv_forward,
+    .s4d_conv_backward = cuda_s4d_conv_backward,
+};

@@ -1,0 +1,171 @@
+/*
+ * neural_ssm/layers.c — the plain layers of the forecaster, each a forward/backward pair
+ * on row-major arrays: Linear (through nssm_gemm, i.e. BLAS), RMSNorm, causal depthwise
+ * Conv1d, SiLU, softplus and the residual add. These are the CPU reference the CUDA
+ * kernels mirror; the loops are written for clarity first. Backward functions accumulate.
+ */
+#include "internal.h"
+
+/* ---- Linear ------------------------------------------------------------------------- */
+
+void nssm_linear_forward(real *out, const real *inp, const real *w, const real *bias, int BT,
+                         int C, int OC)
+{
+    /* out (BT, OC) = inp (BT, C) @ w^T, w (OC, C) */
+    nssm_gemm(0, 1, BT, OC, C, 1, inp, C, w, C, 0, out, OC);
+    if (bias) {
+        for (int i = 0; i < BT; i++) {
+            real *out_i = out + (size_t)i * OC;
+            for (int o = 0; o < OC; o++)
+                out_i[o] += bias[o];
+        }
+    }
+}
+
+void nssm_linear_backward(real *dinp, real *dw, real *dbias, const real *dout, const real *inp,
+                          const real *w, int BT, int C, int OC)
+{
+    /* forward was out = inp @ w^T + bias, so:
+     * dinp (BT, C) += dout (BT, OC) @ w (OC, C); dw (OC, C) += dout^T @ inp */
+    if (dinp)
+        nssm_gemm(0, 0, BT, C, OC, 1, dout, OC, w, C, 1, dinp, C);
+    if (dw)
+        nssm_gemm(1, 0, OC, C, BT, 1, dout, OC, inp, C, 1, dw, C);
+    if (dbias) {
+        for (int i = 0; i < BT; i++) {
+            const real *dout_i = dout + (size_t)i * OC;
+            for (int o = 0; o < OC; o++)
+                dbias[o] += dout_i[o];
+        }
+    }
+}
+
+/* ---- RMSNorm ------------------------------------------------------------------------ */
+
+void nssm_rmsnorm_forward(real *out, real *rstd, const real *inp, const real *w, int BT, int C,
+                          real eps)
+{
+    for (int i = 0; i < BT; i++) {
+        const real *x = inp + (size_t)i * C;
+        real *o = out + (size_t)i * C;
+        real ss = 0;
+        for (int c = 0; c < C; c++)
+            ss += x[c] * x[c];
+        real r = 1 / real_sqrt(ss / C + eps);
+        for (int c = 0; c < C; c++)
+            o[c] = x[c] * r * w[c];
+        rstd[i] = r;
+    }
+}
+
+void nssm_rmsnorm_backward(real *dinp, real *dw, const real *dout, const real *inp,
+                           const real *w, const real *rstd, int BT, int C)
+{
+    /* forward: xhat = x * r, r = (mean(x^2) + eps)^-1/2, out = xhat * w, so
+     * dw += dout * xhat and dx = r * (dxhat - xhat * mean(dxhat * xhat)), dxhat = dout * w */
+    for (int i = 0; i < BT; i++) {
+        const real *x = inp + (size_t)i * C;
+        const real *g = dout + (size_t)i * C;
+        real *dx = dinp + (size_t)i * C;
+        real r = rstd[i];
+        real dot = 0;
+        for (int c = 0; c < C; c++)
+            dot += g[c] * w[c] * x[c] * r;
+        dot /= C;
+        for (int c = 0; c < C; c++) {
+            real xhat = x[c] * r;
+            dw[c] += g[c] * xhat;
+            dx[c] += r * (g[c] * w[c] - xhat * dot);
+        }
+    }
+}
+
+/* ---- causal depthwise Conv1d ----------------------------------------------------------- */
+
+void nssm_conv1d_forward(real *out, const real *inp, const real *w, const real *bias, int B,
+                         int L, int C, int K)
+{
+    for (int b = 0; b < B; b++) {
+        for (int t = 0; t < L; t++) {
+            real *out_bt = out + ((size_t)b * L + t) * C;
+            for (int c = 0; c < C; c++)
+                out_bt[c] = bias ? bias[c] : 0;
+            for (int k = 0; k < K; k++) {
+                int s = t - K + 1 + k;
+                if (s < 0)
+                    continue;
+                const real *inp_bs = inp + ((size_t)b * L + s) * C;
+                for (int c = 0; c < C; c++)
+                    out_bt[c] += w[c * K + k] * inp_bs[c];
+            }
+        }
+    }
+}
+
+void nssm_conv1d_backward(real *dinp, real *dw, real *dbias, const real *dout, const real *inp,
+                          const real *w, int B, int L, int C, int K)
+{
+    /* forward: out[b,t,c] = bias[c] + sum_k w[c,k] inp[b,t-K+1+k,c] */
+    for (int b = 0; b < B; b++) {
+        for (int t = 0; t < L; t++) {
+            const real *dout_bt = dout + ((size_t)b * L + t) * C;
+            if (dbias)
+                for (int c = 0; c < C; c++)
+                    dbias[c] += dout_bt[c];
+            for (int k = 0; k < K; k++) {
+                int s = t - K + 1 + k;
+                if (s < 0)
+                    continue;
+                const real *inp_bs = inp + ((size_t)b * L + s) * C;
+                real *dinp_bs = dinp + ((size_t)b * L + s) * C;
+                for (int c = 0; c < C; c++) {
+                    dinp_bs[c] += w[c * K + k] * dout_bt[c];
+                    dw[c * K + k] += inp_bs[c] * dout_bt[c];
+                }
+            }
+        }
+    }
+}
+
+/* ---- elementwise ---------------------------------------------------------------------- */
+
+void nssm_silu_forward(real *out, const real *inp, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        out[i] = inp[i] / (1 + nssm_exp(-inp[i]));
+}
+
+void nssm_silu_backward(real *dinp, const real *dout, const real *inp, size_t n)
+{
+    /* d/dx x s(x) = s (1 + x (1 - s)) */
+    for (size_t i = 0; i < n; i++) {
+        real s = 1 / (1 + nssm_exp(-inp[i]));
+        dinp[i] += dout[i] * s * (1 + inp[i] * (1 - s));
+    }
+}
+
+void nssm_softplus_forward(real *out, const real *inp, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        out[i] = nssm_softplus(inp[i]);
+}
+
+void nssm_softplus_backward(real *dinp, const real *dout, const real *inp, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        dinp[i] += inp[i] > 20 ? dout[i] : dout[i] / (1 + nssm_exp(-inp[i]));
+}
+
+void nssm_residual_forward(real *out, const real *a, const real *b, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        out[i] = a[i] + b[i];
+}
+
+void nssm_residual_backward(real *da, real *db, const real *dout, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        da[i] += dout[i];
+        db[i] += dout[i];
+    }
+}
