@@ -62,6 +62,130 @@ static int check_dims(const kalman_ssm *s, const kalman_state *st, const kalman_
     return 0;
 }
 
+/* The filter for one state (local level, AR(1), ...): the same recursions as the general
+ * loop below with every matrix a number, so a step is a few dozen instructions instead of
+ * the general loop's sparse bookkeeping. Used when m == 1 and the store keeps only what
+ * frozen steps can give (v, F, F_inf, K, K_inf), i.e. for likelihoods, scores and forecasts
+ * (the smoother, which keeps P_t, takes the general loop). */
+static int filter_scalar(const kalman_ssm *s, const double *y, size_t n, kalman_state *st,
+                         kalman_loglik_acc *acc, kalman_store *store, const kalman_workspace *ws,
+                         kalman_error *err)
+{
+    const double t = s->T[0], z = s->Z[0], c = s->c ? s->c[0] : 0.0, q = ws->RQR[0];
+    const double tt = t * t;
+    const long t0 = st->t;
+    double a = st->a[0], P = st->P[0], Pinf = st->Pinf[0];
+    double steady_F = NAN, steady_logF = NAN;
+    int rc = 0;
+    for (size_t i = 0; i < n; i++) {
+        const double yt = y[i];
+        const int missing = isnan(yt);
+        if (!missing && !isfinite(yt)) {
+            rc = kalman_error_set(err, KALMAN_EINVAL, "observation %zu is infinite", i);
+            break;
+        }
+        const size_t k = (size_t)(st->t - t0);
+        if (store && k >= store->n) {
+            rc = kalman_error_set(err, KALMAN_EINVAL, "filter store holds only %zu steps",
+                                  store->n);
+            break;
+        }
+        if (st->steady && !missing) {
+            const double v = yt - s->d - z * a, F = st->F;
+            if (F != steady_F) {
+                steady_F = F;
+                steady_logF = log(F);
+            }
+            acc->loglik += -0.5 * (LOG_2PI + steady_logF + v * v / F);
+            acc->sum_logF += steady_logF;
+            acc->sum_v2F += v * v / F;
+            acc->nobs++;
+            a = (c + t * a) + st->K[0] * v;
+            if (store) {
+                if (store->v) store->v[k] = v;
+                if (store->F) store->F[k] = F;
+                if (store->Finf) store->Finf[k] = 0.0;
+                if (store->K) store->K[k] = st->K[0];
+                if (store->Kinf) store->Kinf[k] = 0.0;
+            }
+            st->t++;
+            continue;
+        }
+        st->steady = 0;
+        const int was_diffuse = st->diffuse;
+        const double M = P * z, F = z * M + s->H;
+        double v = NAN, Finf = 0.0, Minf = 0.0, af = a, Pf = P, Pinff = Pinf;
+        double Kst = 0.0, Kinf = 0.0;
+        if (was_diffuse) {
+            Minf = Pinf * z;
+            Finf = z * Minf;
+        }
+        if (missing) {
+            acc->nmissing++;
+        } else {
+            v = yt - s->d - z * a;
+            acc->nobs++;
+            if (was_diffuse && Finf > KALMAN_FINF_TOL) {
+                const double fs = F / (Finf * Finf);
+                af = a + Minf * v / Finf;
+                Pf = P + Minf * Minf * fs - (M * Minf + Minf * M) / Finf;
+                Pinff = Pinf - Minf * Minf / Finf;
+                const double logFinf = log(Finf);
+                acc->loglik += -0.5 * (LOG_2PI + logFinf);
+                acc->sum_logFinf += logFinf;
+                acc->ndiffuse_obs++;
+                Kinf = t * (Minf / Finf);
+                Kst = t * ((M - Minf * F / Finf) / Finf);
+            } else {
+                if (!(F > 0.0) || !isfinite(F)) {
+                    rc = kalman_error_set(err, KALMAN_ENUMERIC,
+                                          "forecast error variance is not positive at step %ld: F=%g",
+                                          st->t + 1, F);
+                    break;
+                }
+                const double invF = 1.0 / F;
+                af = a + M * invF * v;
+                Pf = P - (M * M) * invF;
+                const double logF = log(F);
+                acc->loglik += -0.5 * (LOG_2PI + logF + v * v / F);
+                acc->sum_logF += logF;
+                acc->sum_v2F += v * v / F;
+                Kst = t * (M / F);
+            }
+        }
+        if (store) {
+            if (store->K) store->K[k] = Kst;
+            if (store->Kinf) store->Kinf[k] = Kinf;
+            if (store->v) store->v[k] = v;
+            if (store->F) store->F[k] = F;
+            if (store->Finf) store->Finf[k] = (was_diffuse && !missing) ? Finf : 0.0;
+        }
+        /* prediction */
+        a = c + t * af;
+        const double Pnew = tt * Pf + q, dP = Pnew - P;
+        P = Pnew;
+        if (was_diffuse) {
+            acc->ndiffuse++;
+            Pinf = tt * Pinff;
+            if (fabs(Pinf) <= KALMAN_PINF_TOL) {
+                Pinf = 0.0;
+                st->diffuse = 0;
+            }
+        } else if (!missing && dP * dP <= KALMAN_STEADY_TOL * KALMAN_STEADY_TOL * (Pnew * Pnew)) {
+            st->K[0] = t * (M / F);
+            st->F = F;
+            st->steady = 1;
+        }
+        st->t++;
+    }
+    st->a[0] = a;
+    st->P[0] = P;
+    st->Pinf[0] = Pinf;
+    if (store)
+        store->ndiffuse = acc->ndiffuse;
+    return rc;
+}
+
 int kalman_filter(const kalman_ssm *s, const double *y, size_t n, kalman_state *st,
                   kalman_loglik_acc *acc, kalman_store *store, kalman_workspace *ws,
                   kalman_error *err)
@@ -92,9 +216,12 @@ int kalman_filter(const kalman_ssm *s, const double *y, size_t n, kalman_state *
                                         !store->a_filt && !store->P_filt && !store->M &&
                                         !store->Minf);
     const long t0 = st->t;
+    double steady_F = NAN, steady_logF = NAN; /* log of the frozen F, computed once */
     kalman_loglik_acc local = {0};
     if (!acc)
         acc = &local;
+    if (m == 1 && allow_steady)
+        return filter_scalar(s, y, n, st, acc, store, ws, err);
 
     for (size_t i = 0; i < n; i++) {
         double *a = st->a, *P = st->P, *Pinf = st->Pinf;
@@ -116,8 +243,12 @@ int kalman_filter(const kalman_ssm *s, const double *y, size_t n, kalman_state *
         if (st->steady && !missing) {
             double v = yt - s->d - za(ws, a);
             double F = st->F;
-            acc->loglik += -0.5 * (LOG_2PI + log(F) + v * v / F);
-            acc->sum_logF += log(F);
+            if (F != steady_F) { /* log F once per frozen F, not twice per step */
+                steady_F = F;
+                steady_logF = log(F);
+            }
+            acc->loglik += -0.5 * (LOG_2PI + steady_logF + v * v / F);
+            acc->sum_logF += steady_logF;
             acc->sum_v2F += v * v / F;
             acc->nobs++;
             kalman__tx(ws, m, a, s->c, tmp);
@@ -168,8 +299,9 @@ int kalman_filter(const kalman_ssm *s, const double *y, size_t n, kalman_state *
                         Pinff[r * m + c] = Pinff[c * m + r] = pi;
                     }
                 }
-                acc->loglik += -0.5 * (LOG_2PI + log(Finf));
-                acc->sum_logFinf += log(Finf);
+                const double logFinf = log(Finf);
+                acc->loglik += -0.5 * (LOG_2PI + logFinf);
+                acc->sum_logFinf += logFinf;
                 acc->ndiffuse_obs++;
                 if (store) {
                     /* K^(0) = T M_inf / F_inf, K^(1) = T (M_* - M_inf F_* / F_inf) / F_inf */
@@ -202,8 +334,9 @@ int kalman_filter(const kalman_ssm *s, const double *y, size_t n, kalman_state *
                 }
                 if (was_diffuse)
                     memcpy(Pinff, Pinf, mm * sizeof(double));
-                acc->loglik += -0.5 * (LOG_2PI + log(F) + v * v / F);
-                acc->sum_logF += log(F);
+                const double logF = log(F);
+                acc->loglik += -0.5 * (LOG_2PI + logF + v * v / F);
+                acc->sum_logF += logF;
                 acc->sum_v2F += v * v / F;
                 if (store) {
                     if (store->K) {

@@ -765,7 +765,7 @@ static int fit_variance_only(fit_ctx *c, const double *p0, int max_iter, double 
          * objective is within 5 log-likelihood units of the best optimum so far (a run
          * heading for a better basin is usually below it by then; one that is far above
          * is mostly on its way back to the same optimum) */
-        enum { PROBE = 8 };
+        enum { PROBE = 4 };
         int probe = run > 0 ? PROBE : 0;
         const double *seed = c->scale_idx == hkeep_scale ? Hkeep : NULL;
         for (int round = 0;; round++) {

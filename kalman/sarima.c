@@ -1096,6 +1096,51 @@ static int generic_fit(const sarima_ctx *cx, const kalman_model *model, const do
     return rc;
 }
 
+/* Sets up the fast path for y[0..n) (n > k): one malloc'ed block *buf holding the
+ * differenced series w (nw = n - k; w[t - k] = y_t - sum_j delta_j y_{t-1-j}) and the
+ * scratch of arma_loglik (r-vectors phi .. a1c at stride r + 1, P (r,r), A, W, X
+ * (r+2,r+2)), with *wk pointing into it; the caller frees *buf. Returns 0;
+ * KALMAN_EUNSUPPORTED, err untouched and nothing allocated, when a differenced value is
+ * missing; KALMAN_ENOMEM. */
+static int arma_work_init(arma_work *wk, const sarima_ctx *cx, const kalman_model *model,
+                          const double *y, size_t n, double **buf, kalman_error *err)
+{
+    const int k = cx->k, r = cx->r;
+    size_t nw = n - (size_t)k;
+    double *b = malloc((nw + 8 * (size_t)(r + 1) + 4 * (size_t)(r + 2) * (r + 2)) * sizeof(double));
+    if (!b)
+        return kalman_error_set(err, KALMAN_ENOMEM, "sarima: out of memory");
+    double *w = b;
+    for (size_t t = (size_t)k; t < n; t++) {
+        double acc = y[t];
+        for (int j = 0; j < k; j++)
+            if (cx->delta[j] != 0.0)
+                acc -= cx->delta[j] * y[t - 1 - (size_t)j];
+        if (isnan(acc)) {
+            free(b);
+            return KALMAN_EUNSUPPORTED;
+        }
+        w[t - (size_t)k] = acc;
+    }
+    *wk = (arma_work){.cx = cx, .w = w, .nw = nw, .model = model};
+    double *p = b + nw;
+    const int r1 = r + 1;
+    wk->phi = p;
+    wk->theta = p + r1;
+    wk->g = p + 2 * r1;
+    wk->a = p + 3 * r1;
+    wk->K = p + 4 * r1;
+    wk->Wc = p + 5 * r1;
+    wk->TW = p + 6 * r1;
+    wk->a1c = p + 7 * r1;
+    wk->P = p + 8 * r1;
+    wk->A = wk->P + (size_t)r * r;
+    wk->W = wk->A + (size_t)(r + 2) * (r + 2);
+    wk->X = wk->W + (size_t)(r + 2) * (r + 2);
+    *buf = b;
+    return 0;
+}
+
 int kalman_sarima_fit(const kalman_model *model, const double *y, size_t n,
                       const kalman_fit_opts *opts, kalman_fit_result *res, kalman_error *err)
 {
@@ -1103,7 +1148,7 @@ int kalman_sarima_fit(const kalman_model *model, const double *y, size_t n,
         return kalman_error_set(err, KALMAN_EINVAL,
                                 "kalman_sarima_fit needs a SARIMA model, data and a result");
     const sarima_ctx *cx = model->ctx;
-    const int np = model->nparams, k = cx->k, r = cx->r;
+    const int np = model->nparams, k = cx->k;
     kalman_fit_opts o = {0};
     if (opts)
         o = *opts;
@@ -1117,41 +1162,17 @@ int kalman_sarima_fit(const kalman_model *model, const double *y, size_t n,
     /* the differenced series; any gap sends us down the generic path */
     if (n <= (size_t)k + (size_t)np + 1 || model->fixed[cx->i_sigma2] || o.no_concentrate)
         return generic_fit(cx, model, y, n, opts, res, err);
-    size_t nw = n - (size_t)k;
-    double *buf = malloc((nw + 8 * (size_t)(r + 1) + 4 * (size_t)(r + 2) * (r + 2)) * sizeof(double));
-    if (!buf)
-        return kalman_error_set(err, KALMAN_ENOMEM, "sarima: out of memory");
-    double *w = buf;
-    for (size_t t = (size_t)k; t < n; t++) {
-        double acc = y[t];
-        for (int j = 0; j < k; j++)
-            if (cx->delta[j] != 0.0)
-                acc -= cx->delta[j] * y[t - 1 - (size_t)j];
-        if (isnan(acc)) {
-            free(buf);
-            return generic_fit(cx, model, y, n, opts, res, err);
-        }
-        w[t - (size_t)k] = acc;
-    }
-    arma_work wk = {.cx = cx, .w = w, .nw = nw, .model = model};
-    double *p = buf + nw;
-    const int r1 = r + 1;
-    wk.phi = p;
-    wk.theta = p + r1;
-    wk.g = p + 2 * r1;
-    wk.a = p + 3 * r1;
-    wk.K = p + 4 * r1;
-    wk.Wc = p + 5 * r1;
-    wk.TW = p + 6 * r1;
-    wk.a1c = p + 7 * r1;
-    wk.P = p + 8 * r1;
-    wk.A = wk.P + (size_t)r * r;
-    wk.W = wk.A + (size_t)(r + 2) * (r + 2);
-    wk.X = wk.W + (size_t)(r + 2) * (r + 2);
+    const size_t nw = n - (size_t)k;
+    arma_work wk;
+    double *buf;
+    int rc = arma_work_init(&wk, cx, model, y, n, &buf, err);
+    if (rc == KALMAN_EUNSUPPORTED)
+        return generic_fit(cx, model, y, n, opts, res, err);
+    if (rc)
+        return rc;
 
     /* start, coordinates */
     double p0[KALMAN_MAX_PARAMS] = {0};
-    int rc = 0;
     if (o.start)
         memcpy(p0, o.start, (size_t)np * sizeof(double));
     else if ((rc = sarima_start(model->ctx, y, n, p0, err)) != 0)
@@ -1237,41 +1258,16 @@ int kalman_sarima_loglik(const kalman_model *model, const double *y, size_t n,
     if (!model || model->build != sarima_build || !y || !params || !loglik)
         return kalman_error_set(err, KALMAN_EINVAL, "kalman_sarima_loglik: bad arguments");
     const sarima_ctx *cx = model->ctx;
-    const int k = cx->k, r = cx->r;
-    if (n <= (size_t)k)
+    if (n <= (size_t)cx->k)
         return kalman_error_set(err, KALMAN_ETOOSHORT, "sarima: series too short");
-    size_t nw = n - (size_t)k;
-    double *buf = malloc((nw + 8 * (size_t)(r + 1) + 4 * (size_t)(r + 2) * (r + 2)) * sizeof(double));
-    if (!buf)
-        return kalman_error_set(err, KALMAN_ENOMEM, "sarima: out of memory");
-    double *w = buf;
-    for (size_t t = (size_t)k; t < n; t++) {
-        double acc = y[t];
-        for (int j = 0; j < k; j++)
-            if (cx->delta[j] != 0.0)
-                acc -= cx->delta[j] * y[t - 1 - (size_t)j];
-        if (isnan(acc)) {
-            free(buf);
-            return kalman_error_set(err, KALMAN_EUNSUPPORTED,
-                                    "sarima: fast likelihood needs complete differenced data");
-        }
-        w[t - (size_t)k] = acc;
-    }
-    arma_work wk = {.cx = cx, .w = w, .nw = nw, .model = model};
-    double *p = buf + nw;
-    const int r1 = r + 1;
-    wk.phi = p;
-    wk.theta = p + r1;
-    wk.g = p + 2 * r1;
-    wk.a = p + 3 * r1;
-    wk.K = p + 4 * r1;
-    wk.Wc = p + 5 * r1;
-    wk.TW = p + 6 * r1;
-    wk.a1c = p + 7 * r1;
-    wk.P = p + 8 * r1;
-    wk.A = wk.P + (size_t)r * r;
-    wk.W = wk.A + (size_t)(r + 2) * (r + 2);
-    wk.X = wk.W + (size_t)(r + 2) * (r + 2);
+    arma_work wk;
+    double *buf;
+    int rc = arma_work_init(&wk, cx, model, y, n, &buf, err);
+    if (rc == KALMAN_EUNSUPPORTED)
+        return kalman_error_set(err, KALMAN_EUNSUPPORTED,
+                                "sarima: fast likelihood needs complete differenced data");
+    if (rc)
+        return rc;
     *loglik = arma_loglik(&wk, params, 0, NULL, NULL);
     free(buf);
     if (!isfinite(*loglik))

@@ -120,6 +120,27 @@ static void ltr(const kalman_workspace *ws, int m, const double *K, const double
     }
 }
 
+/* The backward step of (r, N) where t adds no observation term: rn = L' r and
+ * Nn = L' N L (N symmetric; Nn zeroed first) with L = T - KL Z, KL = NULL (L = T) for a
+ * missing observation and K0 in the diffuse phase with F_inf > 0. Y and S as in lxl_acc. */
+static void back_step_plain(const kalman_workspace *ws, int m, const double *KL, const double *r,
+                            const double *N, double *rn, double *Nn, double *Y, double *S)
+{
+    memset(Nn, 0, (size_t)m * m * sizeof(double));
+    ltr(ws, m, KL, r, rn);
+    lxl_acc(ws, m, 1, KL, N, X_SYM, 1, KL, Y, S, Nn);
+}
+
+/* rn = L' r + Z' v / F with L = T - K Z: the r step at an observed t after the diffuse
+ * phase. */
+static void back_step_r(const kalman_workspace *ws, int m, const double *K, double v, double F,
+                        const double *r, double *rn)
+{
+    ltr(ws, m, K, r, rn);
+    for (int z = 0; z < ws->nZ; z++)
+        rn[ws->Zidx[z]] += ws->Zval[z] * v / F;
+}
+
 /* out -= X B (+ (X B)' when both), dense (m,m). */
 static void sub_xb(int m, const double *X, const double *B, double *out, int both)
 {
@@ -251,18 +272,13 @@ int kalman_smooth(const kalman_ssm *s, const double *y, const kalman_store *stor
                          missing ? NULL : K, r0, N0, kk, out, tmp);
 
         /* backward step to t-1 */
-        memset(N0n, 0, mm * sizeof(double));
-        if (missing) {
-            ltr(ws, m, NULL, r0, r0n);
-            lxl_acc(ws, m, 1, NULL, N0, X_SYM, 1, NULL, Y, S, N0n);
-        } else if (use_inf) {
-            /* r0 = L0' r0; r1 = Z' v/Finf + L0' r1 + L1' r0 (L1' r0 = -Z' (K1' r0)) */
-            ltr(ws, m, Kinf, r0, r0n);
-            lxl_acc(ws, m, 1, Kinf, N0, X_SYM, 1, Kinf, Y, S, N0n);
+        if (missing || use_inf) {
+            /* r0 = L0' r0 (T' r0 when missing); with F_inf > 0 r1 = Z' v/Finf + L0' r1 +
+             * L1' r0 (L1' r0 = -Z' (K1' r0)), below */
+            back_step_plain(ws, m, missing ? NULL : Kinf, r0, N0, r0n, N0n, Y, S);
         } else {
-            ltr(ws, m, K, r0, r0n);
-            for (int z = 0; z < ws->nZ; z++)
-                r0n[ws->Zidx[z]] += ws->Zval[z] * v / F;
+            memset(N0n, 0, mm * sizeof(double));
+            back_step_r(ws, m, K, v, F, r0, r0n);
             lxl_acc(ws, m, 1, K, N0, X_SYM, 1, K, Y, S, N0n);
             for (int z1 = 0; z1 < ws->nZ; z1++)
                 for (int z2 = 0; z2 < ws->nZ; z2++)
@@ -345,6 +361,51 @@ int kalman_smooth(const kalman_ssm *s, const double *y, const kalman_store *stor
     return 0;
 }
 
+/* kalman__score for one state: the same backward recursion with every matrix a number
+ * (L = t - K z, N_{t-1} = L N L + z^2 / F); see the general loop below. */
+static int score_scalar(const kalman_ssm *s, const double *y, const kalman_store *store,
+                        double scale, int np, const kalman__dsys *ds, double *g)
+{
+    const double t = s->T[0], z = s->Z[0], inv_s = 1.0 / scale;
+    const size_t d = (size_t)store->ndiffuse;
+    /* every derivative entry is at (0, 0): sum its values once */
+    double dq[KALMAN_MAX_PARAMS], dp1[KALMAN_MAX_PARAMS];
+    for (int i = 0; i < np; i++) {
+        dq[i] = 0.0;
+        for (int e = 0; e < ds[i].nq; e++)
+            dq[i] += ds[i].qval[e];
+        dp1[i] = 0.0;
+        for (int e = 0; e < ds[i].np1; e++)
+            dp1[i] += ds[i].pval[e];
+    }
+    double r = 0.0, N = 0.0, sum_h = 0.0, sum_q = 0.0; /* sum_q: sum_t (r_t^2 / s - N_t) */
+    for (size_t kk = store->n; kk-- > 0;) {
+        const int missing = isnan(y[kk]);
+        const double v = store->v[kk], F = store->F[kk], Finf = store->Finf[kk];
+        const int use_inf = kk < d && !missing && Finf > KALMAN_FINF_TOL;
+        const double Kx = use_inf ? store->Kinf[kk] : store->K[kk];
+        if (!missing) {
+            const double kr = Kx * r, knk = Kx * (N * Kx);
+            const double u = use_inf ? -kr : v / F - kr;
+            const double D = use_inf ? knk : 1.0 / F + knk;
+            sum_h += u * u * inv_s - D;
+        }
+        sum_q += r * r * inv_s - N;
+        if (missing) {
+            r = t * r;
+            N = t * N * t;
+        } else {
+            const double L = t - Kx * z;
+            const double rn = L * r + (use_inf ? 0.0 : z * v / F);
+            N = L * N * L + (use_inf ? 0.0 : z * z / F);
+            r = rn;
+        }
+    }
+    for (int i = 0; i < np; i++)
+        g[i] = 0.5 * (sum_q * dq[i] + (r * r * inv_s - N) * dp1[i] + sum_h * ds[i].dH);
+    return 0;
+}
+
 int kalman__score(const kalman_ssm *s, const double *y, const kalman_store *store, double scale,
                   int np, const kalman__dsys *ds, double *g, kalman_workspace *ws)
 {
@@ -352,6 +413,8 @@ int kalman__score(const kalman_ssm *s, const double *y, const kalman_store *stor
     const size_t mm = (size_t)m * m;
     const size_t n = store->n;
     const size_t d = (size_t)store->ndiffuse;
+    if (m == 1)
+        return score_scalar(s, y, store, scale, np, ds, g);
     kalman__prepare(ws, s);
     double *N0 = ws->mat[0], *Y = ws->mat[3], *N0n = ws->mat[4], *S = ws->mat[7];
     double *r0 = ws->vec[0], *r0n = ws->vec[2], *tmp = ws->vec[4];
@@ -390,18 +453,10 @@ int kalman__score(const kalman_ssm *s, const double *y, const kalman_store *stor
             g[i] += acc;
         }
         /* step back to t-1 (N0n is overwritten below, or accumulated into from zero) */
-        if (missing || use_inf)
-            memset(N0n, 0, mm * sizeof(double));
-        if (missing) {
-            ltr(ws, m, NULL, r0, r0n);
-            lxl_acc(ws, m, 1, NULL, N0, X_SYM, 1, NULL, Y, S, N0n);
-        } else if (use_inf) {
-            ltr(ws, m, Kinf, r0, r0n);
-            lxl_acc(ws, m, 1, Kinf, N0, X_SYM, 1, Kinf, Y, S, N0n);
+        if (missing || use_inf) {
+            back_step_plain(ws, m, missing ? NULL : Kinf, r0, N0, r0n, N0n, Y, S);
         } else {
-            ltr(ws, m, K, r0, r0n);
-            for (int z = 0; z < ws->nZ; z++)
-                r0n[ws->Zidx[z]] += ws->Zval[z] * v / F;
+            back_step_r(ws, m, K, v, F, r0, r0n);
             /* N_{t-1} = L' N L + Z'Z / F with L = T - K Z and w = N K (in tmp, from the
              * disturbance terms above): T' N T - (T'w) Z - Z' (T'w)' + (K'w + 1/F) Z'Z,
              * one sparse sandwich plus rank-one corrections on the rows / columns of Z */

@@ -12,6 +12,11 @@
 
 /* ---- errors ------------------------------------------------------------------------- */
 
+/* kern_err_set / _detail / _hint repeat neural_ssm/util.c's nssm_error_* (and kalman/'s
+ * and models/' setters) on purpose: kernels/ is built alone on a machine with only the CUDA
+ * toolkit and nothing in ssmd sits below it, and neural_ssm/ must build without kernels/,
+ * so sharing these thirty lines would need a new folder under both layers. Each layer keeps
+ * its own error type and prefix; keep the three setters alike when changing one. */
 int kern_err_set(kern_error *err, int code, const char *fmt, ...)
 {
     if (!err)

@@ -27,6 +27,8 @@
 #include <cuda_runtime.h>
 #include <stdint.h>
 
+#include <type_traits> /* std::is_same: which element types get the SPLIT kernels */
+
 #include "internal.h"
 
 namespace {
@@ -161,15 +163,35 @@ __host__ __device__ constexpr size_t align16(size_t bytes) { return (bytes + 15)
  * that fills hchk when the caller kept none. */
 constexpr int FWD_STAGES = 3;
 
-__host__ __device__ constexpr size_t fwd_stage_elems(int N) { return 3 * FWD_TILE * 32 + 2 * (size_t)FWD_TILE * N; }
+__host__ __device__ constexpr size_t fwd_stage_elems(int N, int tile) { return 3 * (size_t)tile * 32 + 2 * (size_t)tile * N; }
+/* 32-step tiles take two stages: the copies still run 32 steps ahead, as with three 16-step
+ * stages, in 4/3 of the shared memory instead of 2x */
+__host__ __device__ constexpr int fwd_stages(int tile) { return tile == FWD_TILE ? FWD_STAGES : 2; }
 template <typename T>
-__host__ __device__ constexpr size_t fwd_smem_bytes(int N, int K)
+__host__ __device__ constexpr size_t fwd_smem_bytes(int N, int K, int tile)
 {
-    return align16(FWD_STAGES * fwd_stage_elems(N) * sizeof(T)) + (size_t)K * FWD_TILE * 32 * sizeof(float);
+    return align16(fwd_stages(tile) * fwd_stage_elems(N, tile) * sizeof(T)) + (size_t)K * tile * 32 * sizeof(float);
 }
 
-template <typename T, int S, bool STATES_ONLY, bool VEC, int NT>
-__global__ void __launch_bounds__(512)
+/* Variants (kernels/internal.h flags, chosen by the host):
+ * TILE: steps between two y reductions (two barriers each). FWD_TILE (16) is the default;
+ * 32 is KERN_SCAN_FWD_TILE32: half the barriers and per-tile work per step, twice the
+ * shared memory in two stages; with VEC it needs 64 to 256 threads (MJ below). Bounds
+ * (256, 2): with no minimum ptxas 13.0 held the 32-step tile to 64 registers and spilled
+ * at S=8; with 1 it took up to 251 (SPLIT), too many for the 4 blocks an SM that SPLIT
+ * needs at B=4 D=2048; with 2 (<= 128) none spills. The default tile keeps its bounds
+ * (512; a 0 minimum is the same as none: the same registers as before the variants).
+ * FMA_CHAIN (KERN_SCAN_FWD_FMA): each thread's part of C_t . h_t as one chain of S FMAs
+ * instead of S products and a pairwise tree of S-1 adds (S-1 fewer instructions a step;
+ * the G independent steps of a group still overlap the chain's latency).
+ * SPLIT (KERN_SCAN_FWD_SPLIT2): grid.z = 2 halves of the sequence (cut at a chunk boundary)
+ * for twice the blocks where B * D is small. Half 0 runs as usual; half 1 first runs the
+ * recurrence alone (u, delta, B; no C, z, y or hchk) over half 0 to get its starting state,
+ * then the full forward over its own half: 1.3x the instructions of the whole sequence,
+ * but the longest block does 0.8x of the serial walk and twice the warps hide latency. */
+template <typename T, int S, bool STATES_ONLY, bool VEC, int NT, int TILE = FWD_TILE,
+          bool FMA_CHAIN = false, bool SPLIT = false>
+__global__ void __launch_bounds__(TILE == FWD_TILE ? 512 : 256, TILE == FWD_TILE ? 0 : 2)
 scan_forward_kernel(T *__restrict__ y, float *__restrict__ hchk, const T *__restrict__ u,
                     const T *__restrict__ delta, const float *__restrict__ A,
                     const T *__restrict__ Bm, const T *__restrict__ Cm,
@@ -187,10 +209,22 @@ scan_forward_kernel(T *__restrict__ y, float *__restrict__ hchk, const T *__rest
     const int dc = dok ? d : D - 1;
     const int n0 = q * S;
     const int NC = (L + CHUNK - 1) / CHUNK;
-    const int ntiles = (L + FWD_TILE - 1) / FWD_TILE;
-    const size_t se = fwd_stage_elems(N);
+    const int ntiles = (L + TILE - 1) / TILE;
+    /* tiles [0, kend) are walked; below kout only the recurrence (SPLIT's half 1), in a
+     * loop of its own so that the default kernel's loop is the same code as before */
+    int kend = ntiles, kout = 0;
+    if constexpr (SPLIT) {
+        constexpr int TPC = CHUNK / TILE;
+        const int half = min(ntiles, ((ntiles + 1) / 2 + TPC - 1) / TPC * TPC);
+        if (blockIdx.z == 0)
+            kend = half;
+        else
+            kout = half;
+    }
+    const size_t se = fwd_stage_elems(N, TILE);
+    constexpr int STAGES = fwd_stages(TILE);
     T *stages = (T *)smem_raw;
-    float *ypart = (float *)(smem_raw + align16(FWD_STAGES * se * sizeof(T)));
+    float *ypart = (float *)(smem_raw + align16(STAGES * se * sizeof(T)));
 
     float a2[S], h[S];
 #pragma unroll
@@ -202,7 +236,9 @@ scan_forward_kernel(T *__restrict__ y, float *__restrict__ hchk, const T *__rest
 
     /* VEC: this thread's 16-byte copies of a tile, worked out once: row job m copies
      * chunk e = tid + m*blockDim of every row array (row e / CPR, column (e % CPR) * EPC),
-     * bc job m chunk e of B and C. At most 4 of each (>= 32 threads). */
+     * bc job m chunk e of B and C. At most 4 of each (TILE 16: >= 32 threads; TILE 32:
+     * >= 64 threads, which the host checks before choosing it). */
+    static_assert(CHUNK % TILE == 0, "a chunk must hold whole tiles");
     constexpr int EPC = 16 / sizeof(T), CPR = 32 / EPC, MJ = 4;
     int roff[MJ], rsm[MJ], rrow[MJ], boff[MJ], brow[MJ];
     bool rin[MJ], rok[MJ], bok[MJ];
@@ -211,25 +247,26 @@ scan_forward_kernel(T *__restrict__ y, float *__restrict__ hchk, const T *__rest
         for (int m = 0; m < MJ; m++) {
             const int e = threadIdx.x + m * blockDim.x;
             const int r = e / CPR, c = (e % CPR) * EPC;
-            rin[m] = e < FWD_TILE * CPR;
+            rin[m] = e < TILE * CPR;
             rok[m] = c < D - d0; /* whole 16-byte chunks: D is a multiple of EPC */
             roff[m] = r * D + c;
             rsm[m] = r * 32 + c;
             rrow[m] = r;
-            bok[m] = e < FWD_TILE * N / EPC;
+            bok[m] = e < TILE * N / EPC;
             boff[m] = e * EPC;
             brow[m] = e * EPC / N;
         }
     }
 
     auto issue = [&](int k) {
+        const bool quiet_k = STATES_ONLY || (SPLIT && k < kout); /* no C, z for this tile */
         if constexpr (VEC) {
-            if (k < ntiles) {
-                T *st = stages + (k % FWD_STAGES) * se;
-                const int t0 = k * FWD_TILE;
+            if (k < kend) {
+                T *st = stages + (k % STAGES) * se;
+                const int t0 = k * TILE;
                 const size_t off = ((size_t)b * L + t0) * D + d0, offn = ((size_t)b * L + t0) * N;
-                const int rv = min(FWD_TILE, L - t0);
-                const T *srcs[3] = {u + off, delta + off, STATES_ONLY ? nullptr : z ? z + off : nullptr};
+                const int rv = min(TILE, L - t0);
+                const T *srcs[3] = {u + off, delta + off, quiet_k ? nullptr : z ? z + off : nullptr};
 #pragma unroll
                 for (int a = 0; a < 3; a++) {
                     if (!srcs[a])
@@ -238,10 +275,10 @@ scan_forward_kernel(T *__restrict__ y, float *__restrict__ hchk, const T *__rest
                     for (int m = 0; m < MJ; m++)
                         if (rin[m]) {
                             const bool ok = rok[m] && rrow[m] < rv;
-                            cp16(st + a * FWD_TILE * 32 + rsm[m], ok ? srcs[a] + roff[m] : srcs[a], ok);
+                            cp16(st + a * TILE * 32 + rsm[m], ok ? srcs[a] + roff[m] : srcs[a], ok);
                         }
                 }
-                const T *bsrc[2] = {Bm + offn, STATES_ONLY ? nullptr : Cm + offn};
+                const T *bsrc[2] = {Bm + offn, quiet_k ? nullptr : Cm + offn};
 #pragma unroll
                 for (int a = 0; a < 2; a++) {
                     if (!bsrc[a])
@@ -250,7 +287,7 @@ scan_forward_kernel(T *__restrict__ y, float *__restrict__ hchk, const T *__rest
                     for (int m = 0; m < MJ; m++)
                         if (bok[m]) {
                             const bool ok = brow[m] < rv;
-                            cp16(st + 3 * FWD_TILE * 32 + a * FWD_TILE * N + boff[m],
+                            cp16(st + 3 * TILE * 32 + a * TILE * N + boff[m],
                                  ok ? bsrc[a] + boff[m] : bsrc[a], ok);
                         }
                 }
@@ -258,34 +295,65 @@ scan_forward_kernel(T *__restrict__ y, float *__restrict__ hchk, const T *__rest
             cp_commit();
             return;
         }
-        if (k < ntiles) {
-            T *st = stages + (k % FWD_STAGES) * se;
-            const int t0 = k * FWD_TILE;
+        if (k < kend) {
+            T *st = stages + (k % STAGES) * se;
+            const int t0 = k * TILE;
             const size_t off = ((size_t)b * L + t0) * D + d0, offn = ((size_t)b * L + t0) * N;
-            const int rv = min(FWD_TILE, L - t0), dv = D - d0;
-            load_rows<VEC>(st, u + off, FWD_TILE, rv, D, dv);
-            load_rows<VEC>(st + FWD_TILE * 32, delta + off, FWD_TILE, rv, D, dv);
-            load_bc<VEC>(st + 3 * FWD_TILE * 32, Bm + offn, FWD_TILE, rv, N);
-            if constexpr (!STATES_ONLY) {
+            const int rv = min(TILE, L - t0), dv = D - d0;
+            load_rows<VEC>(st, u + off, TILE, rv, D, dv);
+            load_rows<VEC>(st + TILE * 32, delta + off, TILE, rv, D, dv);
+            load_bc<VEC>(st + 3 * TILE * 32, Bm + offn, TILE, rv, N);
+            if (!quiet_k) {
                 if (z)
-                    load_rows<VEC>(st + 2 * FWD_TILE * 32, z + off, FWD_TILE, rv, D, dv);
-                load_bc<VEC>(st + 3 * FWD_TILE * 32 + FWD_TILE * N, Cm + offn, FWD_TILE, rv, N);
+                    load_rows<VEC>(st + 2 * TILE * 32, z + off, TILE, rv, D, dv);
+                load_bc<VEC>(st + 3 * TILE * 32 + TILE * N, Cm + offn, TILE, rv, N);
             }
         }
         cp_commit(); /* always: keeps the group count in step with the tile count */
     };
 
 #pragma unroll
-    for (int k = 0; k < FWD_STAGES - 1; k++)
+    for (int k = 0; k < STAGES - 1; k++)
         issue(k);
-    for (int k = 0; k < ntiles; k++) {
-        cp_wait<FWD_STAGES - 2>();
+    if constexpr (SPLIT) { /* half 1: the recurrence alone over half 0, for its start state */
+        for (int k = 0; k < kout; k++) {
+            cp_wait<STAGES - 2>();
+            __syncthreads(); /* tile k has landed; tile k-1's stage is free */
+            issue(k + STAGES - 1);
+            const T *st = stages + (k % STAGES) * se;
+            const T *su = st, *sdt = st + TILE * 32, *sB = st + 3 * TILE * 32;
+            constexpr int G = S >= 16 ? 2 : S >= 8 ? 4 : 8;
+#pragma unroll
+            for (int i0 = 0; i0 < TILE; i0 += G) {
+                float E[G][S], dts[G];
+#pragma unroll
+                for (int i = 0; i < G; i++) {
+                    dts[i] = rdf(sdt + (i0 + i) * 32 + lane);
+#pragma unroll
+                    for (int s = 0; s < S; s++)
+                        E[i][s] = ex2(dts[i] * a2[s]);
+                }
+#pragma unroll
+                for (int i = 0; i < G; i++) {
+                    const int ii = i0 + i;
+                    const float dtu = dts[i] * rdf(su + ii * 32 + lane);
+                    float bv[S];
+                    ldsm<S>(bv, sB + ii * N + n0);
+#pragma unroll
+                    for (int s = 0; s < S; s++)
+                        h[s] = fmaf(E[i][s], h[s], dtu * bv[s]);
+                }
+            }
+        }
+    }
+    for (int k = kout; k < kend; k++) {
+        cp_wait<STAGES - 2>();
         __syncthreads(); /* tile k has landed; tile k-1's stage and ypart are free */
-        issue(k + FWD_STAGES - 1);
-        const T *st = stages + (k % FWD_STAGES) * se;
-        const T *su = st, *sdt = st + FWD_TILE * 32, *sz = st + 2 * FWD_TILE * 32;
-        const T *sB = st + 3 * FWD_TILE * 32, *sC = sB + FWD_TILE * N;
-        const int t0 = k * FWD_TILE;
+        issue(k + STAGES - 1);
+        const T *st = stages + (k % STAGES) * se;
+        const T *su = st, *sdt = st + TILE * 32, *sz = st + 2 * TILE * 32;
+        const T *sB = st + 3 * TILE * 32, *sC = sB + TILE * N;
+        const int t0 = k * TILE;
         if (hchk && t0 % CHUNK == 0 && dok) {
             float *hc = hchk + (((size_t)b * NC + t0 / CHUNK) * N + n0) * D + d;
 #pragma unroll
@@ -296,7 +364,7 @@ scan_forward_kernel(T *__restrict__ y, float *__restrict__ hchk, const T *__rest
          * can overlap), then the recurrence, whose only serial dependency is one FFMA. */
         constexpr int G = S >= 16 ? 2 : S >= 8 ? 4 : 8;
 #pragma unroll
-        for (int i0 = 0; i0 < FWD_TILE; i0 += G) {
+        for (int i0 = 0; i0 < TILE; i0 += G) {
             float E[G][S], dts[G];
 #pragma unroll
             for (int i = 0; i < G; i++) {
@@ -318,15 +386,22 @@ scan_forward_kernel(T *__restrict__ y, float *__restrict__ hchk, const T *__rest
                     float cv[S];
                     ldsm<S>(cv, sC + ii * N + n0);
                     float part[S];
+                    if constexpr (FMA_CHAIN) {
+                        part[0] = cv[0] * h[0];
 #pragma unroll
-                    for (int s = 0; s < S; s++)
-                        part[s] = cv[s] * h[s];
+                        for (int s = 1; s < S; s++)
+                            part[0] = fmaf(cv[s], h[s], part[0]);
+                    } else {
 #pragma unroll
-                    for (int w = 1; w < S; w *= 2) /* pairwise sum: a short dependency chain */
+                        for (int s = 0; s < S; s++)
+                            part[s] = cv[s] * h[s];
 #pragma unroll
-                        for (int s = 0; s + w < S; s += 2 * w)
-                            part[s] += part[s + w];
-                    ypart[(q * FWD_TILE + ii) * 32 + lane] = part[0];
+                        for (int w = 1; w < S; w *= 2) /* pairwise sum: a short dependency chain */
+#pragma unroll
+                            for (int s = 0; s + w < S; s += 2 * w)
+                                part[s] += part[s + w];
+                    }
+                    ypart[(q * TILE + ii) * 32 + lane] = part[0];
                 }
             }
         }
@@ -334,11 +409,11 @@ scan_forward_kernel(T *__restrict__ y, float *__restrict__ hchk, const T *__rest
             __syncthreads();
             if (dok) {
                 T *y_t = y + ((size_t)b * L + t0 + q) * D + d;
-                const int iend = min(FWD_TILE, L - t0);
+                const int iend = min(TILE, L - t0);
                 for (int i = q; i < iend; i += K, y_t += (size_t)K * D) {
                     float acc = Dd * rdf(su + i * 32 + lane);
                     const float *yp = ypart + i * 32 + lane;
-                    for (int kk = 0; kk < K; kk++, yp += FWD_TILE * 32)
+                    for (int kk = 0; kk < K; kk++, yp += TILE * 32)
                         acc += *yp;
                     if (z) {
                         const float zv = rdf(sz + i * 32 + lane);
@@ -644,6 +719,289 @@ scan_backward_kernel(T *__restrict__ du, T *__restrict__ ddelta, float *__restri
     }
 }
 
+/* ---- backward, "lean" variant (KERN_SCAN_BWD_LEAN) ---------------------------------------
+ * The same walk as scan_backward_kernel (sweep sub-tiles leaving checkpoints, then the
+ * reverse sub-tiles with their states recomputed in registers), with fewer barriers and
+ * fewer instructions per state-step:
+ *  - the dCm terms dy'_t h_t are written in the adjoint loop, next to the dBm terms, into a
+ *    second buffer, and one pass sums both over the channels: four barriers per reverse
+ *    sub-tile instead of six;
+ *  - the two buffers are unpadded [SUB*N][32] rows with an XOR swizzle (column
+ *    lane ^ 4*(row % 8)) instead of 36-float rows: conflict-free for the warp's row writes
+ *    and for the float4 row reads, and 32 KB for both, so three blocks of 4 warps
+ *    (72 KB each) still fit an SM's shared memory;
+ *  - ddelta_t = sum_n q_n A_n + u_t sum_n g_n B_n (q_n = g_n E_n h_{t-1,n}) with the second
+ *    sum shared with du_t = delta_t sum_n g_n B_n, and delta_t u_t formed once per step.
+ * Shared memory: slots as the base kernel, then floats ckpt [NSUB][N][32],
+ * p1, p2 [K][SUB][32], sdyss [SUB][32], redB, redC [SUB][N][32]. */
+template <typename T>
+__host__ __device__ constexpr size_t bwd_lean_smem_bytes(int N, int K)
+{
+    return align16(BWD_STAGES * bwd_slot_elems(N) * sizeof(T)) +
+           sizeof(float) * ((size_t)NSUB * N * 32 + 2 * (size_t)K * SUB * 32 + SUB * 32 +
+                            2 * (size_t)SUB * N * 32);
+}
+
+/* Column of `lane` in row r of the swizzled [rows][32] buffers. */
+__device__ __forceinline__ int swz(int r, int lane) { return lane ^ ((r & 7) << 2); }
+
+/* Sums over the block's 32 channels of redB and redC ([SUB*N][32], swizzled), added to
+ * dB and dC (b's (L, N) slices) for the sub-tile's valid steps, four states per float4
+ * atomic. N % 4 == 0, so 4 consecutive rows never straddle the two buffers. */
+__device__ __forceinline__ void reduce_two_add(float *dB, float *dC, const float *redB,
+                                               const float *redC, int ts, int L, int N)
+{
+    const int R = SUB * N;
+    for (int o0 = 0; o0 < 2 * R; o0 += blockDim.x) { /* uniform: whole warps shuffle */
+        const int o = o0 + threadIdx.x;
+        const bool is_c = o >= R;
+        const int r = is_c ? o - R : o;
+        float sum = 0.0f;
+        if (o < 2 * R) {
+            const float *row = (is_c ? redC : redB) + r * 32;
+            const int x = r & 7; /* the row's swizzle: float4 j sits at float4 j ^ x */
+#pragma unroll
+            for (int j = 0; j < 8; j++) {
+                const float4 w = *(const float4 *)(row + 4 * (j ^ x));
+                sum += (w.x + w.y) + (w.z + w.w);
+            }
+        }
+        const float s1 = __shfl_down_sync(0xffffffffu, sum, 1);
+        const float s2 = __shfl_down_sync(0xffffffffu, sum, 2);
+        const float s3 = __shfl_down_sync(0xffffffffu, sum, 3);
+        if (o < 2 * R && o % 4 == 0) {
+            const int t = ts + r / N;
+            if (t < L)
+                atomicAdd((float4 *)((is_c ? dC : dB) + (size_t)t * N + r % N),
+                          make_float4(sum, s1, s2, s3));
+        }
+    }
+}
+
+template <typename T, int S, bool HAS_Z, bool VEC, int NT>
+__global__ void __launch_bounds__(32 * bwd_max_warps(S))
+scan_backward_kernel_lean(T *__restrict__ du, T *__restrict__ ddelta, float *__restrict__ dA,
+                          float *__restrict__ dBm, float *__restrict__ dCm,
+                          float *__restrict__ dDskip, T *__restrict__ dz,
+                          const T *__restrict__ dy, const T *__restrict__ u,
+                          const T *__restrict__ delta, const float *__restrict__ A,
+                          const T *__restrict__ Bm, const T *__restrict__ Cm,
+                          const float *__restrict__ Dskip, const T *__restrict__ z,
+                          const float *__restrict__ hchk, int L, int D, int N_, int accumulate)
+{
+    extern __shared__ __align__(16) unsigned char smem_raw[];
+    const int N = NT ? NT : N_;
+    const int lane = threadIdx.x & 31, q = threadIdx.x >> 5, K = NT ? NT / S : blockDim.x >> 5;
+    const size_t se = bwd_slot_elems(N);
+    T *slots = (T *)smem_raw;
+    float *ckpt = (float *)(smem_raw + align16(BWD_STAGES * se * sizeof(T)));
+    float *p1 = ckpt + NSUB * N * 32;
+    float *p2 = p1 + K * SUB * 32;
+    float *sdyss = p2 + K * SUB * 32;
+    float *redB = sdyss + SUB * 32;
+    float *redC = redB + SUB * N * 32;
+
+    const int b = blockIdx.y;
+    const int d0 = blockIdx.x * 32, d = d0 + lane;
+    const bool dok = d < D;
+    const int dc = dok ? d : D - 1;
+    const int n0 = q * S;
+    const int NC = (L + CHUNK - 1) / CHUNK;
+    const size_t bLD = (size_t)b * L * D;
+    float *dB_b = dBm + (size_t)b * L * N, *dC_b = dCm + (size_t)b * L * N;
+
+    float a[S], a2[S], g[S], En[S], dAacc[S];
+#pragma unroll
+    for (int s = 0; s < S; s++) {
+        a[s] = A[(size_t)dc * N + n0 + s];
+        a2[s] = a[s] * LOG2E;
+        g[s] = 0.0f;  /* dL/dh_t, carried backwards */
+        En[s] = 1.0f; /* exp(delta_{t+1} A), the factor that carries g */
+        dAacc[s] = 0.0f;
+    }
+    const float Dd = Dskip ? Dskip[dc] : 0.0f;
+    float dDacc = 0.0f;
+
+    auto nsub_of = [&](int c) { return (min(CHUNK, L - c * CHUNK) + SUB - 1) / SUB; };
+    int pc = NC - 1, pi = 0, pseq = 0; /* the next sub-tile to fetch */
+    auto issue = [&]() {
+        if (pc >= 0) {
+            const int ns = nsub_of(pc);
+            const bool rev = pi >= ns - 1;
+            const int j = rev ? 2 * (ns - 1) - pi : pi;
+            const int t0 = pc * CHUNK + j * SUB;
+            T *sl = slots + (pseq % BWD_STAGES) * se;
+            const size_t off = ((size_t)b * L + t0) * D + d0, offn = ((size_t)b * L + t0) * N;
+            const int rv = min(SUB, L - t0), dv = D - d0;
+            load_rows<VEC>(sl, u + off, SUB, rv, D, dv);
+            load_rows<VEC>(sl + SUB * 32, delta + off, SUB, rv, D, dv);
+            load_bc<VEC>(sl + 4 * SUB * 32, Bm + offn, SUB, rv, N);
+            if (rev) {
+                if constexpr (HAS_Z)
+                    load_rows<VEC>(sl + 2 * SUB * 32, z + off, SUB, rv, D, dv);
+                load_rows<VEC>(sl + 3 * SUB * 32, dy + off, SUB, rv, D, dv);
+                load_bc<VEC>(sl + 4 * SUB * 32 + SUB * N, Cm + offn, SUB, rv, N);
+            }
+            if (++pi == 2 * ns - 1) {
+                pc--;
+                pi = 0;
+            }
+        }
+        pseq++;
+        cp_commit();
+    };
+#pragma unroll
+    for (int k = 0; k < BWD_STAGES - 1; k++)
+        issue();
+
+    int seq = 0;
+    float hnext[S];
+#pragma unroll
+    for (int s = 0; s < S; s++)
+        hnext[s] = dok ? hchk[(((size_t)b * NC + NC - 1) * N + n0 + s) * D + d] : 0.0f;
+    for (int c = NC - 1; c >= 0; c--) {
+        const int ns = nsub_of(c);
+        float h[S];
+        /* ckpt slots (j, n0+s, lane) belong to this thread alone: no barrier guards them */
+#pragma unroll
+        for (int s = 0; s < S; s++) {
+            h[s] = hnext[s];
+            ckpt[(n0 + s) * 32 + lane] = h[s];
+        }
+        if (c > 0)
+#pragma unroll
+            for (int s = 0; s < S; s++)
+                hnext[s] = dok ? hchk[(((size_t)b * NC + c - 1) * N + n0 + s) * D + d] : 0.0f;
+
+        for (int idx = 0; idx < 2 * ns - 1; idx++, seq++) {
+            cp_wait<BWD_STAGES - 2>();
+            /* the slot fetched next, p1/p2/sdyss and redB/redC were last read before this
+             * barrier (previous sub-tile), so it also orders their reuse */
+            __syncthreads();
+            issue();
+            const T *sl = slots + (seq % BWD_STAGES) * se;
+            const T *su = sl, *sdt = sl + SUB * 32, *sz = sl + 2 * SUB * 32, *sdy = sl + 3 * SUB * 32;
+            const T *sB = sl + 4 * SUB * 32, *sC = sB + SUB * N;
+
+            if (idx < ns - 1) { /* sweep */
+#pragma unroll
+                for (int i = 0; i < SUB; i++) {
+                    const float dtv = rdf(sdt + i * 32 + lane);
+                    const float dtu = dtv * rdf(su + i * 32 + lane);
+                    float bv[S];
+                    ldsm<S>(bv, sB + i * N + n0);
+#pragma unroll
+                    for (int s = 0; s < S; s++)
+                        h[s] = fmaf(ex2(dtv * a2[s]), h[s], dtu * bv[s]);
+                }
+#pragma unroll
+                for (int s = 0; s < S; s++)
+                    ckpt[((idx + 1) * N + n0 + s) * 32 + lane] = h[s];
+                continue;
+            }
+            const int j = 2 * (ns - 1) - idx;
+            const int ts = c * CHUNK + j * SUB;
+
+            /* 1. Recompute the sub-tile's states in registers; partial C.h per warp. */
+            float H[SUB][S], E[SUB][S], h0[S], hc[S];
+#pragma unroll
+            for (int s = 0; s < S; s++)
+                hc[s] = h0[s] = ckpt[(j * N + n0 + s) * 32 + lane];
+#pragma unroll
+            for (int i = 0; i < SUB; i++) {
+                const float dtv = rdf(sdt + i * 32 + lane);
+                const float dtu = dtv * rdf(su + i * 32 + lane);
+                float bv[S], cv[S];
+                ldsm<S>(bv, sB + i * N + n0);
+                ldsm<S>(cv, sC + i * N + n0);
+                float acc = 0.0f;
+#pragma unroll
+                for (int s = 0; s < S; s++) {
+                    E[i][s] = ex2(dtv * a2[s]);
+                    hc[s] = fmaf(E[i][s], hc[s], dtu * bv[s]);
+                    H[i][s] = hc[s];
+                    acc = fmaf(cv[s], hc[s], acc);
+                }
+                p1[(q * SUB + i) * 32 + lane] = acc;
+            }
+            __syncthreads();
+
+            /* 2. y before gating, the gate's gradient and dy' = dy silu(z). */
+            for (int e = threadIdx.x; e < SUB * 32; e += blockDim.x) {
+                const int i = e / 32;
+                const float uv = rdf(su + e), dyv = rdf(sdy + e);
+                float dyss = dyv;
+                if constexpr (HAS_Z) {
+                    float yss = Dd * uv;
+                    for (int k = 0; k < K; k++)
+                        yss += p1[(k * SUB + i) * 32 + lane];
+                    const float zv = rdf(sz + e), sg = sigmoidf_(zv);
+                    dyss = dyv * zv * sg;
+                    if (ts + i < L && dok)
+                        put(dz + bLD + (size_t)(ts + i) * D + d,
+                            dyv * yss * sg * (1.0f + zv * (1.0f - sg)), accumulate);
+                }
+                sdyss[e] = dyss;
+                dDacc += dyss * uv;
+            }
+            __syncthreads();
+
+            /* 3. The adjoint backwards through the sub-tile; the dBm and dCm terms. */
+#pragma unroll
+            for (int i = SUB - 1; i >= 0; i--) {
+                const float dyss = sdyss[i * 32 + lane];
+                const float dtv = rdf(sdt + i * 32 + lane), uv = rdf(su + i * 32 + lane);
+                const float dtu = dtv * uv;
+                float bv[S], cv[S];
+                ldsm<S>(bv, sB + i * N + n0);
+                ldsm<S>(cv, sC + i * N + n0);
+                float gb = 0.0f, qa = 0.0f;
+#pragma unroll
+                for (int s = 0; s < S; s++) {
+                    g[s] = fmaf(En[s], g[s], cv[s] * dyss);
+                    const float hp = i > 0 ? H[i > 0 ? i - 1 : 0][s] : h0[s];
+                    const float qv = g[s] * E[i][s] * hp; /* dL/d(exp(dt A)) times exp(dt A) */
+                    gb = fmaf(g[s], bv[s], gb);
+                    qa = fmaf(qv, a[s], qa);
+                    dAacc[s] = fmaf(qv, dtv, dAacc[s]);
+                    const int r = i * N + n0 + s;
+                    redB[r * 32 + swz(r, lane)] = g[s] * dtu;
+                    redC[r * 32 + swz(r, lane)] = dyss * H[i][s];
+                    En[s] = E[i][s];
+                }
+                p1[(q * SUB + i) * 32 + lane] = gb * dtv;     /* du */
+                p2[(q * SUB + i) * 32 + lane] = fmaf(gb, uv, qa); /* ddelta */
+            }
+            __syncthreads();
+
+            /* 4. du, ddelta: sums over the K warps; dBm, dCm: sums over the 32 channels. */
+            for (int e = threadIdx.x; e < SUB * 32; e += blockDim.x) {
+                const int i = e / 32, t = ts + i;
+                if (t < L && dok) {
+                    float duv = Dd * sdyss[e], ddv = 0.0f;
+                    for (int k = 0; k < K; k++) {
+                        duv += p1[(k * SUB + i) * 32 + lane];
+                        ddv += p2[(k * SUB + i) * 32 + lane];
+                    }
+                    const size_t o = bLD + (size_t)t * D + d;
+                    put(du + o, duv, accumulate);
+                    put(ddelta + o, ddv, accumulate);
+                }
+            }
+            reduce_two_add(dB_b, dC_b, redB, redC, ts, L, N);
+        }
+    }
+    cp_wait<0>();
+
+    if (dok) {
+#pragma unroll
+        for (int s = 0; s < S; s++)
+            atomicAdd(&dA[(size_t)d * N + n0 + s], dAacc[s]);
+        if (dDskip)
+            atomicAdd(&dDskip[d], dDacc);
+    }
+}
+
 /* ---- host side -------------------------------------------------------------------------- */
 
 /* States per thread: prefer 4 (float4 loads of B_t, C_t), fewer when that leaves too few
@@ -718,6 +1076,62 @@ bool vec_ok(int D, int N, const void *const *ptrs, int n)
     return true;
 }
 
+/* One forward launch: kernel is the instantiation for this T, S, mode and tile. */
+template <typename T, typename Kernel>
+int launch_forward_kernel(kern_ctx *ctx, Kernel kernel, const char *name, size_t smem, dim3 grid,
+                          dim3 block, T *y, float *hchk, const T *u, const T *delta,
+                          const float *A, const T *Bm, const T *Cm, const float *Dskip,
+                          const T *z, int L, int D, int N, kern_error *err)
+{
+    if (smem > ctx->smem_optin) {
+        kern_err_set(err, KERN_EINVAL, "selective scan: state size %d needs too much shared memory", N);
+        return KERN_EINVAL;
+    }
+    KERN_CUDA(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem), err);
+    kernel<<<grid, block, smem, ctx->stream>>>(y, hchk, u, delta, A, Bm, Cm, Dskip, z, L, D, N);
+    KERN_LAUNCHED(name, err);
+    return KERN_OK;
+}
+
+/* A forward variant (not states only): TILE, FMA_CHAIN and SPLIT fixed, the copy width and
+ * the compile-time N picked here. SPLIT launches grid.z = 2 halves. */
+template <typename T, int S, int TILE, bool FMA_CHAIN, bool SPLIT>
+int launch_forward_tiled(kern_ctx *ctx, bool vec, dim3 grid, dim3 block, T *y, float *hchk,
+                         const T *u, const T *delta, const float *A, const T *Bm, const T *Cm,
+                         const float *Dskip, const T *z, int L, int D, int N, kern_error *err)
+{
+    auto kernel = vec && N == 16 ? scan_forward_kernel<T, S, false, true, 16, TILE, FMA_CHAIN, SPLIT>
+                : vec            ? scan_forward_kernel<T, S, false, true, 0, TILE, FMA_CHAIN, SPLIT>
+                                 : scan_forward_kernel<T, S, false, false, 0, TILE, FMA_CHAIN, SPLIT>;
+    if (SPLIT)
+        grid.z = 2;
+    return launch_forward_kernel<T>(ctx, kernel, SPLIT ? "scan_forward_kernel (split variant)"
+                                                       : "scan_forward_kernel (variant)",
+                                    fwd_smem_bytes<T>(N, (int)block.x / 32, TILE), grid, block,
+                                    y, hchk, u, delta, A, Bm, Cm, Dskip, z, L, D, N, err);
+}
+
+/* The instantiations the flags can reach: tile32 and the FMA chain in any combination;
+ * SPLIT (float32 only, to bound the number of kernels) always with the FMA chain. */
+template <typename T, int S>
+int launch_forward_variant(kern_ctx *ctx, bool tile32, bool chain, bool split, bool vec,
+                           dim3 grid, dim3 block, T *y, float *hchk, const T *u, const T *delta,
+                           const float *A, const T *Bm, const T *Cm, const float *Dskip,
+                           const T *z, int L, int D, int N, kern_error *err)
+{
+    if constexpr (std::is_same<T, float>::value) {
+        if (split && tile32)
+            return launch_forward_tiled<T, S, 32, true, true>(ctx, vec, grid, block, y, hchk, u, delta, A, Bm, Cm, Dskip, z, L, D, N, err);
+        if (split)
+            return launch_forward_tiled<T, S, FWD_TILE, true, true>(ctx, vec, grid, block, y, hchk, u, delta, A, Bm, Cm, Dskip, z, L, D, N, err);
+    }
+    if (tile32 && chain)
+        return launch_forward_tiled<T, S, 32, true, false>(ctx, vec, grid, block, y, hchk, u, delta, A, Bm, Cm, Dskip, z, L, D, N, err);
+    if (tile32)
+        return launch_forward_tiled<T, S, 32, false, false>(ctx, vec, grid, block, y, hchk, u, delta, A, Bm, Cm, Dskip, z, L, D, N, err);
+    return launch_forward_tiled<T, S, FWD_TILE, true, false>(ctx, vec, grid, block, y, hchk, u, delta, A, Bm, Cm, Dskip, z, L, D, N, err);
+}
+
 template <typename T, int S>
 int launch_forward(kern_ctx *ctx, T *y, float *hchk, const T *u, const T *delta,
                    const float *A, const T *Bm, const T *Cm, const float *Dskip, const T *z,
@@ -727,27 +1141,29 @@ int launch_forward(kern_ctx *ctx, T *y, float *hchk, const T *u, const T *delta,
     const bool vec = vec_ok<T>(D, N, ptrs, 5);
     const int K = N / S;
     const dim3 grid((D + 31) / 32, B), block(32 * K);
-    const size_t smem = fwd_smem_bytes<T>(N, K);
-    if (smem > ctx->smem_optin) {
-        kern_err_set(err, KERN_EINVAL, "selective scan: state size %d needs too much shared memory", N);
-        return KERN_EINVAL;
-    }
     if (states_only) {
         auto kernel = vec && N == 16 ? scan_forward_kernel<T, S, true, true, 16>
                     : vec            ? scan_forward_kernel<T, S, true, true, 0>
                                      : scan_forward_kernel<T, S, true, false, 0>;
-        KERN_CUDA(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem), err);
-        kernel<<<grid, block, smem, ctx->stream>>>(y, hchk, u, delta, A, Bm, Cm, Dskip, z, L, D, N);
-        KERN_LAUNCHED("scan_forward_kernel (states only)", err);
-    } else {
-        auto kernel = vec && N == 16 ? scan_forward_kernel<T, S, false, true, 16>
-                    : vec            ? scan_forward_kernel<T, S, false, true, 0>
-                                     : scan_forward_kernel<T, S, false, false, 0>;
-        KERN_CUDA(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem), err);
-        kernel<<<grid, block, smem, ctx->stream>>>(y, hchk, u, delta, A, Bm, Cm, Dskip, z, L, D, N);
-        KERN_LAUNCHED("scan_forward_kernel", err);
+        return launch_forward_kernel<T>(ctx, kernel, "scan_forward_kernel (states only)",
+                                        fwd_smem_bytes<T>(N, K, FWD_TILE), grid, block, y, hchk,
+                                        u, delta, A, Bm, Cm, Dskip, z, L, D, N, err);
     }
-    return KERN_OK;
+    /* the variants: tile32 needs 64 to 256 threads with VEC, 256 at most without (see the
+     * kernel); elsewhere its flag falls back to 16-step tiles */
+    const int flags = ctx->scan_variant;
+    const bool tile32 = (flags & KERN_SCAN_FWD_TILE32) && K <= 8 && (!vec || K >= 2);
+    const bool chain = flags & KERN_SCAN_FWD_FMA;
+    const bool split = (flags & KERN_SCAN_FWD_SPLIT2) && std::is_same<T, float>::value;
+    if (tile32 || chain || split)
+        return launch_forward_variant<T, S>(ctx, tile32, chain, split, vec, grid, block, y,
+                                            hchk, u, delta, A, Bm, Cm, Dskip, z, L, D, N, err);
+    auto kernel = vec && N == 16 ? scan_forward_kernel<T, S, false, true, 16>
+                : vec            ? scan_forward_kernel<T, S, false, true, 0>
+                                 : scan_forward_kernel<T, S, false, false, 0>;
+    return launch_forward_kernel<T>(ctx, kernel, "scan_forward_kernel",
+                                    fwd_smem_bytes<T>(N, K, FWD_TILE), grid, block, y, hchk, u,
+                                    delta, A, Bm, Cm, Dskip, z, L, D, N, err);
 }
 
 template <typename T>
@@ -772,7 +1188,11 @@ int launch_backward(kern_ctx *ctx, int accumulate, T *du, T *ddelta, float *dA, 
 {
     const int K = N / S;
     const dim3 grid((D + 31) / 32, B), block(32 * K);
-    const size_t smem = bwd_smem_bytes<T>(N, K);
+    /* lean needs 2*SUB*N*32 floats of reduction buffers against SUB*N*36: at N = 64 more
+     * than a block may have, where its flag falls back to the default kernel */
+    const bool lean = (ctx->scan_variant & KERN_SCAN_BWD_LEAN) &&
+                      bwd_lean_smem_bytes<T>(N, K) <= ctx->smem_optin;
+    const size_t smem = lean ? bwd_lean_smem_bytes<T>(N, K) : bwd_smem_bytes<T>(N, K);
     if (smem > ctx->smem_optin) {
         kern_err_set(err, KERN_EINVAL, "selective scan backward: state size %d needs too much shared memory", N);
         kern_err_detail(err, "%zu bytes needed, the device allows %zu per block", smem, ctx->smem_optin);
@@ -780,13 +1200,16 @@ int launch_backward(kern_ctx *ctx, int accumulate, T *du, T *ddelta, float *dA, 
     }
     const void *ptrs[] = {u, delta, Bm, Cm, z, dy};
     const bool vec = vec_ok<T>(D, N, ptrs, 6);
-    auto kernel = vec && N == 16 ? scan_backward_kernel<T, S, HAS_Z, true, 16>
+    auto kernel = lean ? (vec && N == 16 ? scan_backward_kernel_lean<T, S, HAS_Z, true, 16>
+                          : vec          ? scan_backward_kernel_lean<T, S, HAS_Z, true, 0>
+                                         : scan_backward_kernel_lean<T, S, HAS_Z, false, 0>)
+                : vec && N == 16 ? scan_backward_kernel<T, S, HAS_Z, true, 16>
                 : vec            ? scan_backward_kernel<T, S, HAS_Z, true, 0>
                                  : scan_backward_kernel<T, S, HAS_Z, false, 0>;
     KERN_CUDA(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem), err);
     kernel<<<grid, block, smem, ctx->stream>>>(du, ddelta, dA, dBm, dCm, dDskip, dz, dy, u, delta,
                                                A, Bm, Cm, Dskip, z, hchk, L, D, N, accumulate);
-    KERN_LAUNCHED("scan_backward_kernel", err);
+    KERN_LAUNCHED(lean ? "scan_backward_kernel_lean" : "scan_backward_kernel", err);
     return KERN_OK;
 }
 
@@ -812,6 +1235,14 @@ extern "C" int kern_ctx_set_scan_states(kern_ctx *ctx, int S, kern_error *err)
     if (!ctx || (S != 0 && S != 1 && S != 2 && S != 4 && S != 8 && S != 16))
         return kern_err_set(err, KERN_EINVAL, "kern_ctx_set_scan_states: %d is not 0, 1, 2, 4, 8 or 16", S);
     ctx->scan_states = S;
+    return KERN_OK;
+}
+
+extern "C" int kern_ctx_set_scan_variant(kern_ctx *ctx, int flags, kern_error *err)
+{
+    if (!ctx || (flags & ~KERN_SCAN_VARIANTS_ALL))
+        return kern_err_set(err, KERN_EINVAL, "kern_ctx_set_scan_variant: %d is not a set of KERN_SCAN_* flags", flags);
+    ctx->scan_variant = flags;
     return KERN_OK;
 }
 

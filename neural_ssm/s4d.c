@@ -144,6 +144,20 @@ static double complex *twiddles(int n)
     return tw;
 }
 
+/* One channel's FFT scratch: nbuf arrays of n complex in one zeroed block, the first
+ * holding Kf = FFT(K_d zero-padded to n). NULL when out of memory; the caller frees it. */
+static double complex *kernel_spectrum(const real *K_d, int L, int n, const double complex *tw,
+                                       int nbuf)
+{
+    double complex *Kf = calloc((size_t)nbuf * n, sizeof(double complex));
+    if (!Kf)
+        return NULL;
+    for (int l = 0; l < L; l++)
+        Kf[l] = K_d[l];
+    fft(Kf, n, tw, 0);
+    return Kf;
+}
+
 /* ---- causal convolution with the kernel ------------------------------------------------ */
 
 static void conv_direct_forward(real *y, const real *u, const real *K, const real *Dskip,
@@ -212,17 +226,12 @@ static int conv_fft_forward(real *y, const real *u, const real *K, const real *D
     reduction(| : failed)
 #endif
     for (int d = 0; d < D; d++) {
-        double complex *Kf = malloc(sizeof(double complex) * n);
-        double complex *x = malloc(sizeof(double complex) * n);
-        if (!Kf || !x) {
-            free(Kf);
-            free(x);
+        double complex *Kf = kernel_spectrum(K + (size_t)d * L, L, n, tw, 2);
+        if (!Kf) {
             failed = 1;
             continue;
         }
-        for (int l = 0; l < n; l++)
-            Kf[l] = l < L ? K[(size_t)d * L + l] : 0;
-        fft(Kf, n, tw, 0);
+        double complex *x = Kf + n;
         for (int b = 0; b < B; b += 2) {
             int two = b + 1 < B;
             for (int t = 0; t < n; t++) {
@@ -244,7 +253,6 @@ static int conv_fft_forward(real *y, const real *u, const real *K, const real *D
             }
         }
         free(Kf);
-        free(x);
     }
     free(tw);
     return failed ? NSSM_ENOMEM : NSSM_OK;
@@ -269,21 +277,12 @@ static int conv_fft_backward(real *du, real *dK, real *dDskip, const real *dy, c
     reduction(| : failed)
 #endif
     for (int d = 0; d < D; d++) {
-        double complex *Kf = malloc(sizeof(double complex) * n);
-        double complex *x = malloc(sizeof(double complex) * n);
-        double complex *g = malloc(sizeof(double complex) * n);
-        double complex *acc = calloc(n, sizeof(double complex));
-        if (!Kf || !x || !g || !acc) {
-            free(Kf);
-            free(x);
-            free(g);
-            free(acc);
+        double complex *Kf = kernel_spectrum(K + (size_t)d * L, L, n, tw, 4);
+        if (!Kf) {
             failed = 1;
             continue;
         }
-        for (int l = 0; l < n; l++)
-            Kf[l] = l < L ? K[(size_t)d * L + l] : 0;
-        fft(Kf, n, tw, 0);
+        double complex *x = Kf + n, *g = Kf + 2 * n, *acc = Kf + 3 * n;
         double dD = 0;
         /* two sequences at a time: du_b1 + i du_b2 = IFFT(G1 + i G2), both real */
         for (int b = 0; b < B; b += 2) {
@@ -323,9 +322,6 @@ static int conv_fft_backward(real *du, real *dK, real *dDskip, const real *dy, c
             dK[(size_t)d * L + l] += (real)(creal(acc[l]) / n);
         dDskip[d] += (real)dD;
         free(Kf);
-        free(x);
-        free(g);
-        free(acc);
     }
     free(tw);
     return failed ? NSSM_ENOMEM : NSSM_OK;

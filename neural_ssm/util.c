@@ -16,6 +16,9 @@
 
 /* ---- errors ------------------------------------------------------------------------- */
 
+/* The same three setters as kernels/core.c's kern_err_*, kept apart on purpose:
+ * neural_ssm/ builds and runs without kernels/ (CUDA is optional) and kernels/ must not
+ * depend on neural_ssm/, so each layer owns its error type and its setters. */
 int nssm_error_set(nssm_error *err, int code, const char *fmt, ...)
 {
     if (!err)

@@ -9,8 +9,14 @@
  * PyTorch on the same GPU (bench_scan_torch.py, run from here) and the ratio.
  * Not a test: it checks nothing but that every call succeeded. Exits 0 without a GPU.
  *
- * Usage: bench_scan [--quick]   (--quick: one small case, for sanitizer runs)
+ * Every case is timed with the default kernels and with the variants (KERN_SCAN_* flags of
+ * kernels/internal.h): forward tile32+fma, split2 and backward lean over the states-per-thread
+ * sweep, each forward flag alone and split2+tile32 at the library's choice of S.
+ *
+ * Usage: bench_scan [--quick | --profile]   (--quick: one small case, for sanitizer runs;
+ *        --profile: one forward and one backward per case, for Nsight Compute)
  * Env: SSMD_BENCH_PYTHON (default python3) runs the PyTorch peer; "none" skips it.
+ *      SSMD_BENCH_SCAN_VARIANT (--profile only): the KERN_SCAN_* flags to profile (default 0).
  */
 #include <math.h>
 #include <stdint.h>
@@ -251,41 +257,78 @@ static void bench_case(kern_ctx *ctx, int B, int L, int D, int N, int reps, int 
     const double hchk_bytes = (double)nh * 4;
     const double bwd_bytes = 4 * BLD * e + 2 * BLN * e + small_in + 3 * BLD * e + 2 * BLN * 4 + small_out;
 
-    if (profile_mode) {
+    if (profile_mode) { /* SSMD_BENCH_SCAN_VARIANT: KERN_SCAN_* flags for these runs */
+        const char *v = getenv("SSMD_BENCH_SCAN_VARIANT");
+        OK(kern_ctx_set_scan_variant(ctx, v ? atoi(v) : 0, &err));
         OK(run_fwd(ctx, &s));
         OK(run_bwd(ctx, &s));
         OK(kern_sync(ctx, &err));
         return;
     }
-    /* states per thread: the library's choice (0) and each fixed value */
+    /* states per thread: the library's choice (0) and each fixed value; at each, the
+     * default kernels and the variants (KERN_SCAN_* flags, kernels/README.md): forward
+     * tile32+fma and split2 (with its FMA chain), backward lean */
+    enum { V_T32FMA, V_SPLIT, V_LEAN, NV };
     const int Ss[] = {0, 1, 2, 4, 8, 16};
-    float best_f = 1e30f, best_b = 1e30f;
-    int best_fS = 0, best_bS = 0;
-    float auto_f = 0, auto_fh = 0, auto_b = 0, auto_bn = 0;
+    float best_f = 1e30f, best_b = 1e30f, best_v[NV];
+    int best_fS = 0, best_bS = 0, best_vS[NV];
+    float auto_f = 0, auto_fh = 0, auto_b = 0, auto_bn = 0, auto_v[NV];
+    for (int v = 0; v < NV; v++) {
+        best_v[v] = 1e30f;
+        best_vS[v] = 0;
+        auto_v[v] = NAN;
+    }
     printf("  states-per-thread sweep (0 = library's choice):\n");
     for (size_t k = 0; k < sizeof Ss / sizeof Ss[0]; k++) {
         if (Ss[k] && (N % Ss[k] || N / Ss[k] > 16))
             continue;
         OK(kern_ctx_set_scan_states(ctx, Ss[k], &err));
+        OK(kern_ctx_set_scan_variant(ctx, 0, &err));
         s.use_hchk = 0;
         const float tf = time_ms(ctx, run_fwd, &s, reps);
         s.use_hchk = 1;
         const float tfh = time_ms(ctx, run_fwd, &s, reps);
         const float tb = Ss[k] <= 8 ? time_ms(ctx, run_bwd, &s, reps) : NAN; /* bwd: S <= 8 */
-        printf("    S=%d  fwd %.4f ms  fwd+hchk %.4f ms  bwd %.4f ms\n", Ss[k], tf, tfh, tb);
+        float tv[NV];
+        s.use_hchk = 0;
+        OK(kern_ctx_set_scan_variant(ctx, KERN_SCAN_FWD_TILE32 | KERN_SCAN_FWD_FMA, &err));
+        tv[V_T32FMA] = time_ms(ctx, run_fwd, &s, reps);
+        OK(kern_ctx_set_scan_variant(ctx, KERN_SCAN_FWD_SPLIT2, &err));
+        tv[V_SPLIT] = time_ms(ctx, run_fwd, &s, reps);
+        s.use_hchk = 1;
+        OK(kern_ctx_set_scan_variant(ctx, KERN_SCAN_BWD_LEAN, &err));
+        tv[V_LEAN] = Ss[k] <= 8 ? time_ms(ctx, run_bwd, &s, reps) : NAN;
+        OK(kern_ctx_set_scan_variant(ctx, 0, &err));
+        printf("    S=%-2d fwd %.4f  fwd+hchk %.4f  bwd %.4f | fwd tile32+fma %.4f  split2 %.4f  bwd lean %.4f ms\n",
+               Ss[k], tf, tfh, tb, tv[V_T32FMA], tv[V_SPLIT], tv[V_LEAN]);
         if (Ss[k] == 0) {
             auto_f = tf;
             auto_fh = tfh;
             auto_b = tb;
+            for (int v = 0; v < NV; v++)
+                auto_v[v] = tv[v];
         } else {
             if (tf < best_f) { best_f = tf; best_fS = Ss[k]; }
             if (!isnan(tb) && tb < best_b) { best_b = tb; best_bS = Ss[k]; }
+            for (int v = 0; v < NV; v++)
+                if (!isnan(tv[v]) && tv[v] < best_v[v]) { best_v[v] = tv[v]; best_vS[v] = Ss[k]; }
         }
     }
     OK(kern_ctx_set_scan_states(ctx, 0, &err));
     s.use_hchk = 0;
     auto_bn = time_ms(ctx, run_bwd, &s, reps);
+    OK(kern_ctx_set_scan_variant(ctx, KERN_SCAN_BWD_LEAN, &err));
+    const float auto_lean_n = time_ms(ctx, run_bwd, &s, reps);
+    OK(kern_ctx_set_scan_variant(ctx, KERN_SCAN_FWD_TILE32, &err));
+    const float auto_t32 = time_ms(ctx, run_fwd, &s, reps);
+    OK(kern_ctx_set_scan_variant(ctx, KERN_SCAN_FWD_FMA, &err));
+    const float auto_fma = time_ms(ctx, run_fwd, &s, reps);
+    OK(kern_ctx_set_scan_variant(ctx, KERN_SCAN_FWD_SPLIT2 | KERN_SCAN_FWD_TILE32, &err));
+    const float auto_split_t32 = time_ms(ctx, run_fwd, &s, reps);
     s.use_hchk = 1;
+    OK(kern_ctx_set_scan_variant(ctx, KERN_SCAN_FWD_SPLIT2, &err));
+    const float auto_split_h = time_ms(ctx, run_fwd, &s, reps);
+    OK(kern_ctx_set_scan_variant(ctx, 0, &err));
 
     char nm[96];
     snprintf(nm, sizeof nm, "B%d D%d L%d fwd f32", B, D, L);
@@ -300,6 +343,29 @@ static void bench_case(kern_ctx *ctx, int B, int L, int D, int N, int reps, int 
     add_row(nm, best_f, fwd_bytes, best_fS);
     snprintf(nm, sizeof nm, "B%d D%d L%d bwd f32 best S", B, D, L);
     add_row(nm, best_b, bwd_bytes + hchk_bytes, best_bS);
+    /* the variants */
+    snprintf(nm, sizeof nm, "B%d D%d L%d fwd f32 tile32", B, D, L);
+    add_row(nm, auto_t32, fwd_bytes, 0);
+    snprintf(nm, sizeof nm, "B%d D%d L%d fwd f32 fma", B, D, L);
+    add_row(nm, auto_fma, fwd_bytes, 0);
+    snprintf(nm, sizeof nm, "B%d D%d L%d fwd f32 tile32+fma", B, D, L);
+    add_row(nm, auto_v[V_T32FMA], fwd_bytes, 0);
+    snprintf(nm, sizeof nm, "B%d D%d L%d fwd f32 tile32+fma best S", B, D, L);
+    add_row(nm, best_v[V_T32FMA], fwd_bytes, best_vS[V_T32FMA]);
+    snprintf(nm, sizeof nm, "B%d D%d L%d fwd f32 split2", B, D, L);
+    add_row(nm, auto_v[V_SPLIT], fwd_bytes, 0);
+    snprintf(nm, sizeof nm, "B%d D%d L%d fwd f32 split2 (+hchk)", B, D, L);
+    add_row(nm, auto_split_h, fwd_bytes + hchk_bytes, 0);
+    snprintf(nm, sizeof nm, "B%d D%d L%d fwd f32 split2 best S", B, D, L);
+    add_row(nm, best_v[V_SPLIT], fwd_bytes, best_vS[V_SPLIT]);
+    snprintf(nm, sizeof nm, "B%d D%d L%d fwd f32 split2+tile32", B, D, L);
+    add_row(nm, auto_split_t32, fwd_bytes, 0);
+    snprintf(nm, sizeof nm, "B%d D%d L%d bwd f32 lean (from hchk)", B, D, L);
+    add_row(nm, auto_v[V_LEAN], bwd_bytes + hchk_bytes, 0);
+    snprintf(nm, sizeof nm, "B%d D%d L%d bwd f32 lean (no hchk)", B, D, L);
+    add_row(nm, auto_lean_n, bwd_bytes, 0);
+    snprintf(nm, sizeof nm, "B%d D%d L%d bwd f32 lean best S", B, D, L);
+    add_row(nm, best_v[V_LEAN], bwd_bytes + hchk_bytes, best_vS[V_LEAN]);
 
     /* bf16 activations (inputs and outputs), float32 states */
     {
@@ -318,8 +384,17 @@ static void bench_case(kern_ctx *ctx, int B, int L, int D, int N, int reps, int 
         const float tb = time_ms(ctx, run_bwd, &h, reps);
         snprintf(nm, sizeof nm, "B%d D%d L%d fwd bf16", B, D, L);
         add_row(nm, tf, fwd_bytes / 2, 0);
+        const double bwd16_bytes = (4 * BLD + 3 * BLD + 2 * BLN) * 2.0 + 2 * BLN * 4 + small_in + small_out + hchk_bytes;
         snprintf(nm, sizeof nm, "B%d D%d L%d bwd bf16 (from hchk)", B, D, L);
-        add_row(nm, tb, (4 * BLD + 3 * BLD + 2 * BLN) * 2.0 + 2 * BLN * 4 + small_in + small_out + hchk_bytes, 0);
+        add_row(nm, tb, bwd16_bytes, 0);
+        OK(kern_ctx_set_scan_variant(ctx, KERN_SCAN_FWD_TILE32 | KERN_SCAN_FWD_FMA | KERN_SCAN_BWD_LEAN, &err));
+        const float tvf = time_ms(ctx, run_fwd, &h, reps);
+        const float tvb = time_ms(ctx, run_bwd, &h, reps);
+        OK(kern_ctx_set_scan_variant(ctx, 0, &err));
+        snprintf(nm, sizeof nm, "B%d D%d L%d fwd bf16 tile32+fma", B, D, L);
+        add_row(nm, tvf, fwd_bytes / 2, 0);
+        snprintf(nm, sizeof nm, "B%d D%d L%d bwd bf16 lean (from hchk)", B, D, L);
+        add_row(nm, tvb, bwd16_bytes, 0);
         for (int k = 0; k < 6; k++)
             kern_free(ctx, *dst[k]);
     }

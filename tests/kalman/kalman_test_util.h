@@ -2,19 +2,34 @@
  * tests/kalman/kalman_test_util.h — small helpers shared by the kalman tests: reading the
  * committed reference fixtures (KFAS CSVs with a header row and NA for missing, and the
  * "key value value ..." text files written by the tests/reference scripts), reading the
- * ts,value data files, and relative comparisons.
+ * ts,value data files, relative comparisons, and fitting / forecasting through the
+ * ssm_model interface for the adapter tests.
  *
- * Header-only (static functions) so each test stays one self-contained executable.
+ * Header-only (static functions) so each test stays one self-contained executable. Not a
+ * test framework: the helpers that fail the test use cmocka's assertions directly.
  */
 #ifndef KALMAN_TEST_UTIL_H
 #define KALMAN_TEST_UTIL_H
 
-#include <math.h>
+#include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "model.h"
+
+#ifndef SSMD_TEST_DATA
+#define SSMD_TEST_DATA "tests/data"
+#endif
+#ifndef SSMD_TEST_FIXTURES
+#define SSMD_TEST_FIXTURES "tests/reference/fixtures"
+#endif
 
 #define KT_MAX_COLS 64
 #define KT_MAX_ROWS 512
@@ -161,6 +176,102 @@ static inline int kt_close(double a, double b, double rtol, double atol, const c
     fprintf(stderr, "mismatch %s[%d]: got %.12g want %.12g (rel %.3g)\n", what, i, a, b,
             fabs(a - b) / (fabs(b) > 0 ? fabs(b) : 1));
     return 0;
+}
+
+/* Loads column `value` of the ts,value CSV tests/data/<name>, log-transformed when asked;
+ * fails the test when the file is missing or has no rows. The caller frees the array. */
+static inline double *kt_load_series(const char *name, int take_log, size_t *n)
+{
+    char path[512];
+    snprintf(path, sizeof path, "%s/%s", SSMD_TEST_DATA, name);
+    double *y = NULL;
+    long k = kt_read_series(path, &y);
+    assert_true(k > 0);
+    if (take_log)
+        for (long i = 0; i < k; i++)
+            y[i] = log(y[i]);
+    *n = (size_t)k;
+    return y;
+}
+
+/* kt_read_key on the fixture tests/reference/fixtures/kalman/<file>: the numbers after
+ * `key` on its line, how many (<= max), -1 when the file or the key is missing. */
+static inline int kt_fixture_get(const char *file, const char *key, double *out, int max)
+{
+    char path[512];
+    snprintf(path, sizeof path, "%s/kalman/%s", SSMD_TEST_FIXTURES, file);
+    return kt_read_key(path, key, out, max);
+}
+
+/* The "names" line of fixture kalman/<file> into names[i] (space separated); returns the
+ * count, -1 when the file or the line is missing. */
+static inline int kt_fixture_names(const char *file, char names[][48], int max)
+{
+    char path[512];
+    snprintf(path, sizeof path, "%s/kalman/%s", SSMD_TEST_FIXTURES, file);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return -1;
+    char line[4096];
+    int count = -1;
+    while (fgets(line, sizeof line, f)) {
+        if (strncmp(line, "names ", 6) != 0)
+            continue;
+        count = 0;
+        for (char *tok = strtok(line + 6, " \n"); tok && count < max; tok = strtok(NULL, " \n"))
+            snprintf(names[count++], 48, "%s", tok);
+        break;
+    }
+    fclose(f);
+    return count;
+}
+
+/* Fails the test unless |got - want| <= tol max(|want|, 1e-12). */
+static inline void kt_assert_rel(double got, double want, double tol, const char *what)
+{
+    double scale = fmax(fabs(want), 1e-12);
+    if (!(fabs(got - want) <= tol * scale)) {
+        print_error("%s: got %.12g, want %.12g (rel %.3g)\n", what, got, want,
+                    fabs(got - want) / scale);
+        fail();
+    }
+}
+
+/* ---- the ssm_model interface (models/model.h) ---------------------------------------- */
+
+/* Creates model `spec` and fits it to y[0..n) on a grid of `unit`; fails the test (after
+ * printing the error) when either step fails. */
+static inline ssm_model *kt_fitted(const char *spec, double *y, size_t n, ssm_freq_unit unit)
+{
+    ssm_error err = {0};
+    ssm_model *m = ssm_model_create(spec, NULL, &err);
+    if (!m)
+        print_error("create %s: %s\n", spec, err.message);
+    assert_non_null(m);
+    ssm_series s = {"test", {unit, 1}, 0, n, y};
+    int rc = ssm_model_fit(m, &s, &err);
+    if (rc)
+        print_error("fit %s: %s (%s)\n", spec, err.message, err.detail);
+    assert_int_equal(rc, 0);
+    return m;
+}
+
+/* h-step forecast means and sds of a fitted model into mean[h], sd[h]; checks that the
+ * 10/50/90% quantiles are increasing and that the median is the mean. */
+static inline void kt_forecast(const ssm_model *m, size_t h, double *mean, double *sd)
+{
+    ssm_error err = {0};
+    ssm_forecast f;
+    double levels[3] = {0.1, 0.5, 0.9};
+    assert_int_equal(ssm_forecast_init(&f, h, levels, 3, &err), 0);
+    assert_int_equal(ssm_model_forecast(m, &f, &err), 0);
+    memcpy(mean, f.mean, h * sizeof(double));
+    memcpy(sd, f.sd, h * sizeof(double));
+    for (size_t i = 0; i < h; i++) {
+        assert_true(f.q[i * 3] < f.q[i * 3 + 1] && f.q[i * 3 + 1] < f.q[i * 3 + 2]);
+        assert_true(fabs(f.q[i * 3 + 1] - f.mean[i]) < 1e-9 * (1 + fabs(f.mean[i])));
+    }
+    ssm_forecast_free(&f);
 }
 
 #endif

@@ -19,51 +19,7 @@
 #include <string.h>
 
 #include "kalman.h"
-
-#ifndef SSMD_TEST_DATA
-#define SSMD_TEST_DATA "tests/data"
-#endif
-#ifndef SSMD_TEST_FIXTURES
-#define SSMD_TEST_FIXTURES "tests/reference/fixtures"
-#endif
-
-/* Loads column `value` of a ts,value CSV from tests/data; log-transforms when asked. */
-static double *load_series(const char *name, int take_log, size_t *n)
-{
-    char path[512];
-    snprintf(path, sizeof path, "%s/%s", SSMD_TEST_DATA, name);
-    FILE *f = fopen(path, "r");
-    if (!f)
-        return NULL;
-    size_t cap = 256, len = 0;
-    double *y = malloc(cap * sizeof(double));
-    char line[256];
-    if (!fgets(line, sizeof line, f)) { /* header */
-        fclose(f);
-        free(y);
-        return NULL;
-    }
-    while (y && fgets(line, sizeof line, f)) {
-        char *comma = strchr(line, ',');
-        if (!comma)
-            continue;
-        if (len == cap) {
-            cap *= 2;
-            double *ny = realloc(y, cap * sizeof(double));
-            if (!ny) {
-                free(y);
-                y = NULL;
-                break;
-            }
-            y = ny;
-        }
-        double v = strtod(comma + 1, NULL);
-        y[len++] = take_log ? log(v) : v;
-    }
-    fclose(f);
-    *n = len;
-    return y;
-}
+#include "kalman_test_util.h"
 
 /* R's choice for case: orders o[0..7] = p d q P D Q s constant, loglik, aicc. */
 static void r_choice(const char *name, int *o, double *loglik, double *aicc)
@@ -93,7 +49,7 @@ static void check_like_r(const char *name, const char *data, int lg, int season)
     double ll_r, aicc_r;
     r_choice(name, o, &ll_r, &aicc_r);
     size_t n;
-    double *y = load_series(data, lg, &n);
+    double *y = kt_load_series(data, lg, &n);
     assert_non_null(y);
     kalman_auto_opts opts = {.season = season, .families = KALMAN_AUTO_SARIMA};
     kalman_auto_result res;
@@ -140,7 +96,7 @@ static void test_families(void **state)
 {
     (void)state;
     size_t n;
-    double *y = load_series("AirPassengers.csv", 1, &n);
+    double *y = kt_load_series("AirPassengers.csv", 1, &n);
     kalman_error err;
     kalman_auto_result res;
     kalman_auto_opts ets = {.season = 12, .families = KALMAN_AUTO_ETS};
@@ -170,7 +126,7 @@ static void test_gaps_and_bad_input(void **state)
 {
     (void)state;
     size_t n;
-    double *y = load_series("Nile.csv", 0, &n);
+    double *y = kt_load_series("Nile.csv", 0, &n);
     y[10] = NAN;
     y[11] = NAN;
     y[60] = NAN;

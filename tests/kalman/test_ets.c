@@ -26,118 +26,9 @@
 #include <string.h>
 
 #include "kalman.h"
-
-#ifndef SSMD_TEST_DATA
-#define SSMD_TEST_DATA "tests/data"
-#endif
-#ifndef SSMD_TEST_FIXTURES
-#define SSMD_TEST_FIXTURES "tests/reference/fixtures"
-#endif
+#include "kalman_test_util.h"
 
 /* ---- fixture and data helpers -------------------------------------------------------- */
-
-/* Reads the numbers after `key` on its line in fixture `file`; returns how many (<= max),
- * -1 when the key is missing. Words that are not numbers are skipped. */
-static int fixture_get(const char *file, const char *key, double *out, int max)
-{
-    char path[512];
-    snprintf(path, sizeof path, "%s/kalman/%s", SSMD_TEST_FIXTURES, file);
-    FILE *f = fopen(path, "r");
-    if (!f)
-        return -1;
-    size_t cap = 1 << 16;
-    char *line = malloc(cap);
-    int count = -1;
-    size_t klen = strlen(key);
-    while (line && fgets(line, (int)cap, f)) {
-        if (strncmp(line, key, klen) != 0 || line[klen] != ' ')
-            continue;
-        count = 0;
-        char *p = line + klen;
-        while (*p && count < max) {
-            char *end;
-            double v = strtod(p, &end);
-            if (end == p)
-                break;
-            out[count++] = v;
-            p = end;
-        }
-        break;
-    }
-    free(line);
-    fclose(f);
-    return count;
-}
-
-/* Reads the "names" line into names[i] (space separated); returns the count. */
-static int fixture_names(const char *file, char names[][48], int max)
-{
-    char path[512];
-    snprintf(path, sizeof path, "%s/kalman/%s", SSMD_TEST_FIXTURES, file);
-    FILE *f = fopen(path, "r");
-    if (!f)
-        return -1;
-    char line[4096];
-    int count = -1;
-    while (fgets(line, sizeof line, f)) {
-        if (strncmp(line, "names ", 6) != 0)
-            continue;
-        count = 0;
-        for (char *tok = strtok(line + 6, " \n"); tok && count < max; tok = strtok(NULL, " \n"))
-            snprintf(names[count++], 48, "%s", tok);
-        break;
-    }
-    fclose(f);
-    return count;
-}
-
-/* Loads column `value` of a ts,value CSV from tests/data; log-transforms when asked. */
-static double *load_series(const char *name, int take_log, size_t *n)
-{
-    char path[512];
-    snprintf(path, sizeof path, "%s/%s", SSMD_TEST_DATA, name);
-    FILE *f = fopen(path, "r");
-    if (!f)
-        return NULL;
-    size_t cap = 256, len = 0;
-    double *y = malloc(cap * sizeof(double));
-    char line[256];
-    if (!fgets(line, sizeof line, f)) { /* header */
-        fclose(f);
-        free(y);
-        return NULL;
-    }
-    while (y && fgets(line, sizeof line, f)) {
-        char *comma = strchr(line, ',');
-        if (!comma)
-            continue;
-        if (len == cap) {
-            cap *= 2;
-            double *ny = realloc(y, cap * sizeof(double));
-            if (!ny) {
-                free(y);
-                y = NULL;
-                break;
-            }
-            y = ny;
-        }
-        double v = strtod(comma + 1, NULL);
-        y[len++] = take_log ? log(v) : v;
-    }
-    fclose(f);
-    *n = len;
-    return y;
-}
-
-static void assert_rel(double got, double want, double tol, const char *what)
-{
-    double scale = fmax(fabs(want), 1e-12);
-    if (!(fabs(got - want) <= tol * scale)) {
-        print_error("%s: got %.12g, want %.12g (rel %.3g)\n", what, got, want,
-                    fabs(got - want) / scale);
-        fail();
-    }
-}
 
 static const char *CASES[] = {"ann_nile", "aan_air", "aadn_air", "ana_ukgas", "aaa_air",
                               "aada_ukgas"};
@@ -150,7 +41,9 @@ typedef struct ets_case {
     char sm[64], R[64];
 } ets_case;
 
-static void case_load(ets_case *c, const char *name)
+/* Loads case `name` (its spec from the statsmodels fixture, its data) and returns the
+ * model of its spec; fails the test when either is missing. */
+static kalman_model *case_load(ets_case *c, const char *name)
 {
     snprintf(c->sm, sizeof c->sm, "ets_%s_sm.txt", name);
     snprintf(c->R, sizeof c->R, "ets_%s_R.txt", name);
@@ -171,8 +64,12 @@ static void case_load(ets_case *c, const char *name)
     c->spec.damped = damped;
     c->spec.seasonal = seas[0];
     c->spec.period = seas[0] == 'A' ? period : 0;
-    c->y = load_series(data, lg, &c->n);
+    c->y = kt_load_series(data, lg, &c->n);
     assert_non_null(c->y);
+    kalman_error err;
+    kalman_model *mod = kalman_ets_create(&c->spec, &err);
+    assert_non_null(mod);
+    return mod;
 }
 
 /* Concentrated Kalman log-likelihood of the ETS system at params (sigma2 entry ignored),
@@ -217,34 +114,31 @@ static void test_fixed_statsmodels(void **state)
     (void)state;
     for (int k = 0; k < NCASES; k++) {
         ets_case c;
-        case_load(&c, CASES[k]);
-        kalman_error err;
-        kalman_model *mod = kalman_ets_create(&c.spec, &err);
-        assert_non_null(mod);
+        kalman_model *mod = case_load(&c, CASES[k]);
         char names[KALMAN_MAX_PARAMS][48];
-        int np = fixture_names(c.sm, names, KALMAN_MAX_PARAMS);
+        int np = kt_fixture_names(c.sm, names, KALMAN_MAX_PARAMS);
         assert_int_equal(np, mod->nparams - 1); /* + our sigma2 */
         for (int i = 0; i < np; i++)
             assert_string_equal(mod->names[i], names[i]);
         assert_string_equal(mod->names[np], "sigma2");
-        double p[KALMAN_MAX_PARAMS], ll_ref;
-        assert_int_equal(fixture_get(c.sm, "params", p, KALMAN_MAX_PARAMS), np);
+        double p[KALMAN_MAX_PARAMS], ll_ref = NAN;
+        assert_int_equal(kt_fixture_get(c.sm, "params", p, KALMAN_MAX_PARAMS), np);
         p[np] = 1.0;
-        assert_int_equal(fixture_get(c.sm, "loglik", &ll_ref, 1), 1);
+        assert_int_equal(kt_fixture_get(c.sm, "loglik", &ll_ref, 1), 1);
 
         double *pred = malloc(c.n * sizeof(double)), *pred_ref = malloc(c.n * sizeof(double));
         double fm[24], fv[24], fm_ref[24], fv_ref[24];
-        int h = fixture_get(c.sm, "forecast_mean", fm_ref, 24);
+        int h = kt_fixture_get(c.sm, "forecast_mean", fm_ref, 24);
         assert_true(h > 0);
-        assert_int_equal(fixture_get(c.sm, "forecast_var", fv_ref, 24), h);
-        assert_int_equal(fixture_get(c.sm, "pred", pred_ref, (int)c.n), (int)c.n);
+        assert_int_equal(kt_fixture_get(c.sm, "forecast_var", fv_ref, 24), h);
+        assert_int_equal(kt_fixture_get(c.sm, "pred", pred_ref, (int)c.n), (int)c.n);
         double ll = kalman_ll(mod, p, c.y, c.n, pred, h, fm, fv);
-        assert_rel(ll, ll_ref, 1e-6, CASES[k]);
+        kt_assert_rel(ll, ll_ref, 1e-6, CASES[k]);
         for (size_t t = 0; t < c.n; t++)
-            assert_rel(pred[t], pred_ref[t], 1e-6, "one-step prediction");
+            kt_assert_rel(pred[t], pred_ref[t], 1e-6, "one-step prediction");
         for (int i = 0; i < h; i++) {
-            assert_rel(fm[i], fm_ref[i], 1e-6, "forecast mean");
-            assert_rel(fv[i], fv_ref[i], 1e-6, "forecast variance");
+            kt_assert_rel(fm[i], fm_ref[i], 1e-6, "forecast mean");
+            kt_assert_rel(fv[i], fv_ref[i], 1e-6, "forecast variance");
         }
         free(pred);
         free(pred_ref);
@@ -259,8 +153,8 @@ static void test_fixed_statsmodels(void **state)
 static void r_params(const kalman_model *mod, const ets_case *c, double *p)
 {
     double sm[4], init[KALMAN_MAX_PARAMS];
-    assert_int_equal(fixture_get(c->R, "smoothing", sm, 4), 4);
-    int ni = fixture_get(c->R, "initstate", init, KALMAN_MAX_PARAMS);
+    assert_int_equal(kt_fixture_get(c->R, "smoothing", sm, 4), 4);
+    int ni = kt_fixture_get(c->R, "initstate", init, KALMAN_MAX_PARAMS);
     int i = 0;
     p[i++] = sm[0];
     if (c->spec.trend == 'A')
@@ -280,14 +174,12 @@ static void test_fixed_r(void **state)
     (void)state;
     for (int k = 0; k < NCASES; k++) {
         ets_case c;
-        case_load(&c, CASES[k]);
-        kalman_error err;
-        kalman_model *mod = kalman_ets_create(&c.spec, &err);
-        double p[KALMAN_MAX_PARAMS], ll_ref;
+        kalman_model *mod = case_load(&c, CASES[k]);
+        double p[KALMAN_MAX_PARAMS], ll_ref = NAN;
         r_params(mod, &c, p);
-        assert_int_equal(fixture_get(c.R, "loglik", &ll_ref, 1), 1);
+        assert_int_equal(kt_fixture_get(c.R, "loglik", &ll_ref, 1), 1);
         double ll = kalman_ll(mod, p, c.y, c.n, NULL, 0, NULL, NULL);
-        assert_rel(ll, ll_ref, 1e-6, CASES[k]);
+        kt_assert_rel(ll, ll_ref, 1e-6, CASES[k]);
         kalman_model_free(mod);
         free(c.y);
     }
@@ -325,9 +217,8 @@ static void test_mle(void **state)
     (void)state;
     for (int k = 0; k < NCASES; k++) {
         ets_case c;
-        case_load(&c, CASES[k]);
+        kalman_model *mod = case_load(&c, CASES[k]);
         kalman_error err;
-        kalman_model *mod = kalman_ets_create(&c.spec, &err);
         assert_non_null(mod->fit);
         kalman_fit_result res;
         assert_int_equal(kalman_ets_fit(mod, c.y, c.n, NULL, &res, &err), 0);
@@ -335,12 +226,12 @@ static void test_mle(void **state)
         if (c.spec.seasonal == 'A')
             assert_true(res.params[mod->nparams - 2] == 0.0);
         /* the reported figure is the Kalman filter's at the reported parameters */
-        assert_rel(kalman_ll(mod, res.params, c.y, c.n, NULL, 0, NULL, NULL), res.loglik, 1e-9,
+        kt_assert_rel(kalman_ll(mod, res.params, c.y, c.n, NULL, 0, NULL, NULL), res.loglik, 1e-9,
                    "loglik at the MLE");
-        double ll_sm, ll_r, p_sm[KALMAN_MAX_PARAMS], p_r[KALMAN_MAX_PARAMS];
-        assert_int_equal(fixture_get(c.sm, "loglik", &ll_sm, 1), 1);
-        assert_int_equal(fixture_get(c.R, "loglik", &ll_r, 1), 1);
-        int np = fixture_get(c.sm, "params", p_sm, KALMAN_MAX_PARAMS);
+        double ll_sm = NAN, ll_r = NAN, p_sm[KALMAN_MAX_PARAMS], p_r[KALMAN_MAX_PARAMS];
+        assert_int_equal(kt_fixture_get(c.sm, "loglik", &ll_sm, 1), 1);
+        assert_int_equal(kt_fixture_get(c.R, "loglik", &ll_r, 1), 1);
+        int np = kt_fixture_get(c.sm, "params", p_sm, KALMAN_MAX_PARAMS);
         p_sm[np] = 1.0;
         r_params(mod, &c, p_r);
         /* statsmodels' lower bound for beta is 1e-4 * alpha, below R's 1e-4: compare only
@@ -360,7 +251,7 @@ static void test_mle(void **state)
             nfree += !mod->fixed[i];
         assert_int_equal(res.nfree, nfree);
         double n = (double)res.nobs, kk = (double)nfree;
-        assert_rel(res.aicc, -2 * res.loglik + 2 * kk * n / (n - kk - 1), 1e-12, "aicc");
+        kt_assert_rel(res.aicc, -2 * res.loglik + 2 * kk * n / (n - kk - 1), 1e-12, "aicc");
         kalman_model_free(mod);
         free(c.y);
     }
@@ -370,9 +261,8 @@ static void test_missing_and_short(void **state)
 {
     (void)state;
     ets_case c;
-    case_load(&c, "aaa_air");
+    kalman_model *mod = case_load(&c, "aaa_air");
     kalman_error err;
-    kalman_model *mod = kalman_ets_create(&c.spec, &err);
     kalman_fit_result full, gap;
     assert_int_equal(kalman_ets_fit(mod, c.y, c.n, NULL, &full, &err), 0);
     c.y[0] = NAN;
@@ -382,7 +272,7 @@ static void test_missing_and_short(void **state)
     assert_int_equal(kalman_ets_fit(mod, c.y, c.n, NULL, &gap, &err), 0);
     assert_int_equal(gap.nobs, (long)c.n - 4);
     assert_true(admissible(mod, &c.spec, gap.params));
-    assert_rel(kalman_ll(mod, gap.params, c.y, c.n, NULL, 0, NULL, NULL), gap.loglik, 1e-9,
+    kt_assert_rel(kalman_ll(mod, gap.params, c.y, c.n, NULL, 0, NULL, NULL), gap.loglik, 1e-9,
                "loglik with gaps");
     /* too short for 16 parameters */
     assert_int_equal(kalman_ets_fit(mod, c.y + 1, 12, NULL, &gap, &err), KALMAN_ETOOSHORT);

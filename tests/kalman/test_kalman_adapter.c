@@ -15,63 +15,18 @@
 #include "kalman_test_util.h"
 #include "model.h"
 
-static double *load_data(const char *name, int logged, size_t *n)
-{
-    char path[512];
-    snprintf(path, sizeof path, "%s/%s", SSMD_TEST_DATA, name);
-    double *y = NULL;
-    long k = kt_read_series(path, &y);
-    assert_true(k > 0);
-    if (logged)
-        for (long i = 0; i < k; i++)
-            y[i] = log(y[i]);
-    *n = (size_t)k;
-    return y;
-}
-
 static ssm_series series(double *v, size_t n, ssm_freq_unit unit)
 {
     ssm_series s = {"test", {unit, 1}, 0, n, v};
     return s;
 }
 
-static ssm_model *fitted(const char *spec, double *v, size_t n, ssm_freq_unit unit)
-{
-    ssm_error err = {0};
-    ssm_model *m = ssm_model_create(spec, NULL, &err);
-    if (!m)
-        fprintf(stderr, "create %s: %s\n", spec, err.message);
-    assert_non_null(m);
-    ssm_series s = series(v, n, unit);
-    int rc = ssm_model_fit(m, &s, &err);
-    if (rc)
-        fprintf(stderr, "fit %s: %s (%s)\n", spec, err.message, err.detail);
-    assert_int_equal(rc, 0);
-    return m;
-}
-
-static void forecast(const ssm_model *m, size_t h, double *mean, double *sd)
-{
-    ssm_error err = {0};
-    ssm_forecast f;
-    double levels[3] = {0.1, 0.5, 0.9};
-    assert_int_equal(ssm_forecast_init(&f, h, levels, 3, &err), 0);
-    assert_int_equal(ssm_model_forecast(m, &f, &err), 0);
-    memcpy(mean, f.mean, h * sizeof(double));
-    memcpy(sd, f.sd, h * sizeof(double));
-    for (size_t i = 0; i < h; i++) {
-        assert_true(f.q[i * 3] < f.q[i * 3 + 1] && f.q[i * 3 + 1] < f.q[i * 3 + 2]);
-        assert_true(fabs(f.q[i * 3 + 1] - f.mean[i]) < 1e-9 * (1 + fabs(f.mean[i])));
-    }
-    ssm_forecast_free(&f);
-}
-
 static void test_nile_info(void **state)
 {
     (void)state;
     size_t n;
-    double *y = load_data("Nile.csv", 0, &n);
-    ssm_model *m = fitted("local_level", y, n, SSM_FREQ_YEAR);
+    double *y = kt_load_series("Nile.csv", 0, &n);
+    ssm_model *m = kt_fitted("local_level", y, n, SSM_FREQ_YEAR);
     ssm_fit_info info;
     assert_int_equal(ssm_model_info(m, &info), 0);
     assert_int_equal(info.nparams, 2);
@@ -90,7 +45,7 @@ static void test_nile_info(void **state)
     double fm[12] = {0}, fv[12] = {0}, mean[12], sd[12];
     kt_read_key(SSMD_TEST_FIXTURES "/kalman/structural_nile_llevel.txt", "fc_mean", fm, 12);
     kt_read_key(SSMD_TEST_FIXTURES "/kalman/structural_nile_llevel.txt", "fc_var", fv, 12);
-    forecast(m, 12, mean, sd);
+    kt_forecast(m, 12, mean, sd);
     for (int i = 0; i < 12; i++) {
         assert_true(fabs(mean[i] / fm[i] - 1) < 1e-4);
         assert_true(fabs(sd[i] * sd[i] / fv[i] - 1) < 1e-3);
@@ -125,7 +80,7 @@ static void check_refilter(const ssm_model *m, const char *kname, int season, co
     enum { H = 24 };
     double km[H], kv[H], mean[H], sd[H];
     assert_int_equal(kalman_forecast(&s, &st, H, km, kv, ws, &kerr), 0);
-    forecast(m, H, mean, sd);
+    kt_forecast(m, H, mean, sd);
     for (int i = 0; i < H; i++) {
         assert_true(kt_close(mean[i], km[i], 1e-9, 1e-12, "mean", i));
         assert_true(kt_close(sd[i] * sd[i], kv[i], 1e-9, 0, "var", i));
@@ -140,9 +95,9 @@ static void test_update_equals_refilter(void **state)
 {
     (void)state;
     size_t n;
-    double *y = load_data("Nile.csv", 0, &n);
+    double *y = kt_load_series("Nile.csv", 0, &n);
     y[85] = NAN; /* a missing value among the new points */
-    ssm_model *m = fitted("local_level", y, 70, SSM_FREQ_YEAR);
+    ssm_model *m = kt_fitted("local_level", y, 70, SSM_FREQ_YEAR);
     ssm_error err = {0};
     assert_int_equal(ssm_model_update(m, y + 70, 10, &err), 0);
     assert_int_equal(ssm_model_update(m, y + 80, n - 80, &err), 0);
@@ -151,8 +106,8 @@ static void test_update_equals_refilter(void **state)
     ssm_model_free(m);
     free(y);
 
-    double *a = load_data("AirPassengers.csv", 1, &n);
-    m = fitted("bsm", a, 120, SSM_FREQ_MONTH);
+    double *a = kt_load_series("AirPassengers.csv", 1, &n);
+    m = kt_fitted("bsm", a, 120, SSM_FREQ_MONTH);
     for (size_t i = 120; i < n; i += 5)
         assert_int_equal(ssm_model_update(m, a + i, (n - i) < 5 ? n - i : 5, &err), 0);
     check_refilter(m, "bsm", 12, a, n);
@@ -164,8 +119,8 @@ static void test_save_load(void **state)
 {
     (void)state;
     size_t n;
-    double *a = load_data("AirPassengers.csv", 1, &n);
-    ssm_model *m = fitted("bsm", a, 130, SSM_FREQ_MONTH);
+    double *a = kt_load_series("AirPassengers.csv", 1, &n);
+    ssm_model *m = kt_fitted("bsm", a, 130, SSM_FREQ_MONTH);
     ssm_error err = {0};
     ssm_buffer blob = {0};
     assert_int_equal(ssm_model_save(m, &blob, &err), 0);
@@ -184,8 +139,8 @@ static void test_save_load(void **state)
     assert_int_equal(ssm_model_update(m, a + 130, n - 130, &err), 0);
     assert_int_equal(ssm_model_update(m2, a + 130, n - 130, &err), 0);
     double m1m[18], m1s[18], m2m[18], m2s[18];
-    forecast(m, 18, m1m, m1s);
-    forecast(m2, 18, m2m, m2s);
+    kt_forecast(m, 18, m1m, m1s);
+    kt_forecast(m2, 18, m2m, m2s);
     for (int i = 0; i < 18; i++)
         assert_true(m1m[i] == m2m[i] && m1s[i] == m2s[i]);
     assert_true(m2->last_ts == m->last_ts && m2->nseen == m->nseen);
@@ -205,7 +160,7 @@ static void test_save_load(void **state)
         blob.data[i] ^= 0x5a;
         if (rc == SSM_OK) {
             double fm[3], fs[3];
-            forecast(t, 3, fm, fs);
+            kt_forecast(t, 3, fm, fs);
             assert_true(i < 36); /* only last_ts / nseen of the common header can pass */
         } else {
             assert_int_equal(rc, SSM_EFORMAT);
@@ -260,7 +215,7 @@ static void test_bad_input(void **state)
     double nanupd[3] = {NAN, NAN, 18};
     assert_int_equal(ssm_model_update(m, nanupd, 3, &err), 0);
     double mean[4], sd[4];
-    forecast(m, 4, mean, sd);
+    kt_forecast(m, 4, mean, sd);
     for (int i = 0; i < 4; i++)
         assert_true(isfinite(mean[i]) && sd[i] > 0);
     ssm_model_free(m);
@@ -285,18 +240,19 @@ static void test_structural_specs(void **state)
 {
     (void)state;
     size_t n;
-    double *a = load_data("AirPassengers.csv", 1, &n);
-    ssm_model *m = fitted("structural(level=lltrend,seasonal=12,harmonics=6)", a, n, SSM_FREQ_MONTH);
+    double *a = kt_load_series("AirPassengers.csv", 1, &n);
+    ssm_model *m =
+        kt_fitted("structural(level=lltrend,seasonal=12,harmonics=6)", a, n, SSM_FREQ_MONTH);
     ssm_fit_info info;
     ssm_model_info(m, &info);
     assert_int_equal(info.nparams, 4);
     assert_string_equal(info.params[3].name, "sigma2.freq_seasonal_12(6)");
     assert_true(isfinite(info.loglik));
     ssm_model_free(m);
-    m = fitted("structural(level=lltrend,seasonal=season)", a, n, SSM_FREQ_MONTH);
+    m = kt_fitted("structural(level=lltrend,seasonal=season)", a, n, SSM_FREQ_MONTH);
     ssm_model_info(m, &info);
     /* same model as the BSM: the same optimum */
-    ssm_model *b = fitted("bsm", a, n, SSM_FREQ_MONTH);
+    ssm_model *b = kt_fitted("bsm", a, n, SSM_FREQ_MONTH);
     ssm_fit_info ib;
     ssm_model_info(b, &ib);
     assert_true(fabs(info.loglik - ib.loglik) < 1e-4);
@@ -305,8 +261,8 @@ static void test_structural_specs(void **state)
     ssm_model_free(m);
     free(a);
 
-    double *y = load_data("Nile.csv", 0, &n);
-    m = fitted("structural(cycle=yes)", y, n, SSM_FREQ_YEAR);
+    double *y = kt_load_series("Nile.csv", 0, &n);
+    m = kt_fitted("structural(cycle=yes)", y, n, SSM_FREQ_YEAR);
     ssm_model_info(m, &info);
     assert_int_equal(info.nparams, 5);
     assert_string_equal(info.params[4].name, "damping.cycle");
@@ -332,13 +288,13 @@ static void test_structural_specs(void **state)
             for (size_t i = 0; i < info.nparams; i++)
                 assert_true(isfinite(info.params[i].value));
             double fm[3], fs[3];
-            forecast(o, 3, fm, fs);
+            kt_forecast(o, 3, fm, fs);
         } else {
             assert_true(strlen(err.message) > 0);
         }
         ssm_model_free(o);
     }
-    m = fitted("smooth_trend", y, n, SSM_FREQ_YEAR);
+    m = kt_fitted("smooth_trend", y, n, SSM_FREQ_YEAR);
     ssm_model_info(m, &info);
     assert_int_equal(info.nparams, 2);
     assert_string_equal(info.params[1].name, "sigma2.trend");

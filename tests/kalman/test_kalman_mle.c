@@ -29,20 +29,6 @@
 
 #define FIX SSMD_TEST_FIXTURES "/kalman/"
 
-static double *load(const char *name, int logged, size_t *n)
-{
-    char path[512];
-    snprintf(path, sizeof path, "%s/%s", SSMD_TEST_DATA, name);
-    double *y = NULL;
-    long k = kt_read_series(path, &y);
-    assert_true(k > 0);
-    if (logged)
-        for (long i = 0; i < k; i++)
-            y[i] = log(y[i]);
-    *n = (size_t)k;
-    return y;
-}
-
 static kalman_model *make(const char *name, int season)
 {
     kalman_structural_spec sp;
@@ -153,7 +139,7 @@ static void test_nile_local_level(void **state)
 {
     (void)state;
     size_t n;
-    double *y = load("Nile.csv", 0, &n);
+    double *y = kt_load_series("Nile.csv", 0, &n);
     assert_int_equal(n, 100);
     kalman_model *mod = make("local_level", 0);
     assert_string_equal(mod->names[0], "sigma2.irregular");
@@ -179,41 +165,40 @@ static void test_nile_local_level(void **state)
     free(y);
 }
 
+/* Structural model `name` (season; state dimension m) on data file `data` (logged when
+ * asked) against statsmodels' fixture `fix`: the MLE (parameters to param_rtol) and the
+ * filter and forecasts at statsmodels' parameters. */
+static void check_structural(const char *data, int logged, const char *name, int season, int m,
+                             const char *fix, double param_rtol)
+{
+    size_t n;
+    double *y = kt_load_series(data, logged, &n);
+    kalman_model *mod = make(name, season);
+    assert_int_equal(mod->m, m);
+    fit_and_compare(mod, y, n, fix, param_rtol);
+    check_at_reference(mod, y, n, fix);
+    kalman_model_free(mod);
+    free(y);
+}
+
 static void test_nile_local_linear_trend(void **state)
 {
     (void)state;
-    size_t n;
-    double *y = load("Nile.csv", 0, &n);
-    kalman_model *mod = make("local_linear_trend", 0);
-    fit_and_compare(mod, y, n, FIX "structural_nile_lltrend.txt", 1e-2);
-    check_at_reference(mod, y, n, FIX "structural_nile_lltrend.txt");
-    kalman_model_free(mod);
-    free(y);
+    check_structural("Nile.csv", 0, "local_linear_trend", 0, 2, FIX "structural_nile_lltrend.txt",
+                     1e-2);
 }
 
 static void test_air_local_linear_trend(void **state)
 {
     (void)state;
-    size_t n;
-    double *y = load("AirPassengers.csv", 1, &n);
-    kalman_model *mod = make("local_linear_trend", 0);
-    fit_and_compare(mod, y, n, FIX "structural_air_lltrend.txt", 1e-2);
-    check_at_reference(mod, y, n, FIX "structural_air_lltrend.txt");
-    kalman_model_free(mod);
-    free(y);
+    check_structural("AirPassengers.csv", 1, "local_linear_trend", 0, 2,
+                     FIX "structural_air_lltrend.txt", 1e-2);
 }
 
 static void test_air_bsm(void **state)
 {
     (void)state;
-    size_t n;
-    double *y = load("AirPassengers.csv", 1, &n);
-    kalman_model *mod = make("bsm", 12);
-    assert_int_equal(mod->m, 13);
-    fit_and_compare(mod, y, n, FIX "structural_air_bsm.txt", 2e-2);
-    check_at_reference(mod, y, n, FIX "structural_air_bsm.txt");
-    kalman_model_free(mod);
-    free(y);
+    check_structural("AirPassengers.csv", 1, "bsm", 12, 13, FIX "structural_air_bsm.txt", 2e-2);
 }
 
 /* numeric d loglik / d p_i by central differences through build + kalman_loglik */
@@ -262,7 +247,7 @@ static void test_air_trig(void **state)
 {
     (void)state;
     size_t n;
-    double *y = load("AirPassengers.csv", 1, &n);
+    double *y = kt_load_series("AirPassengers.csv", 1, &n);
     kalman_structural_spec sp = {0};
     sp.level = sp.stochastic_level = sp.trend = sp.stochastic_trend = sp.irregular = 1;
     sp.seasonal = 12;
@@ -296,7 +281,7 @@ static void test_air_bsm_smoother(void **state)
 {
     (void)state;
     size_t n;
-    double *y = load("AirPassengers.csv", 1, &n);
+    double *y = kt_load_series("AirPassengers.csv", 1, &n);
     const char *fix = FIX "structural_air_bsm_smooth.txt";
     double miss[8] = {0}, p[4] = {0}, llf = NAN, nd = NAN;
     int nm = kt_read_key(fix, "missing", miss, 8);
@@ -372,7 +357,7 @@ static void test_score(void **state)
 {
     (void)state;
     size_t n;
-    double *y = load("Nile.csv", 0, &n);
+    double *y = kt_load_series("Nile.csv", 0, &n);
     y[1] = NAN; /* missing in the diffuse phase of the local linear trend */
     y[40] = y[41] = NAN;
     kalman_model *mod = make("local_level", 0);
@@ -384,7 +369,7 @@ static void test_score(void **state)
     check_score(mod, p2, y, n);
     kalman_model_free(mod);
     free(y);
-    double *a = load("AirPassengers.csv", 1, &n);
+    double *a = kt_load_series("AirPassengers.csv", 1, &n);
     a[5] = NAN;
     mod = make("bsm", 12);
     double p3[4] = {2e-4, 8e-4, 1e-5, 7e-5};
@@ -406,10 +391,10 @@ static void test_score(void **state)
 static void test_air_bsm_truncations(void **state)
 {
     (void)state;
-    size_t n;
-    double *raw = load("AirPassengers.csv", 0, &n);
+    size_t n = 0;
+    double *raw = kt_load_series("AirPassengers.csv", 0, &n);
     assert_int_equal(n, 144);
-    double *logy = malloc(n * sizeof(double));
+    double *logy = malloc(144 * sizeof(double)); /* n is 144, asserted above */
     assert_non_null(logy);
     for (size_t i = 0; i < n; i++)
         logy[i] = log(raw[i]);

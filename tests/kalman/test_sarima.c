@@ -21,108 +21,9 @@
 #include <string.h>
 
 #include "kalman.h"
-
-#ifndef SSMD_TEST_DATA
-#define SSMD_TEST_DATA "tests/data"
-#endif
-#ifndef SSMD_TEST_FIXTURES
-#define SSMD_TEST_FIXTURES "tests/reference/fixtures"
-#endif
+#include "kalman_test_util.h"
 
 /* ---- fixture and data helpers -------------------------------------------------------- */
-
-/* Reads the numbers after `key` on its line in fixture `file`; returns how many (<= max),
- * -1 when the key is missing. Words that are not numbers are skipped. */
-static int fixture_get(const char *file, const char *key, double *out, int max)
-{
-    char path[512];
-    snprintf(path, sizeof path, "%s/kalman/%s", SSMD_TEST_FIXTURES, file);
-    FILE *f = fopen(path, "r");
-    if (!f)
-        return -1;
-    size_t cap = 1 << 16;
-    char *line = malloc(cap);
-    int count = -1;
-    size_t klen = strlen(key);
-    while (line && fgets(line, (int)cap, f)) {
-        if (strncmp(line, key, klen) != 0 || line[klen] != ' ')
-            continue;
-        count = 0;
-        char *p = line + klen;
-        while (*p && count < max) {
-            char *end;
-            double v = strtod(p, &end);
-            if (end == p)
-                break;
-            out[count++] = v;
-            p = end;
-        }
-        break;
-    }
-    free(line);
-    fclose(f);
-    return count;
-}
-
-/* Reads the "names" line into names[i] (space separated); returns the count. */
-static int fixture_names(const char *file, char names[][48], int max)
-{
-    char path[512];
-    snprintf(path, sizeof path, "%s/kalman/%s", SSMD_TEST_FIXTURES, file);
-    FILE *f = fopen(path, "r");
-    if (!f)
-        return -1;
-    char line[4096];
-    int count = -1;
-    while (fgets(line, sizeof line, f)) {
-        if (strncmp(line, "names ", 6) != 0)
-            continue;
-        count = 0;
-        for (char *tok = strtok(line + 6, " \n"); tok && count < max; tok = strtok(NULL, " \n"))
-            snprintf(names[count++], 48, "%s", tok);
-        break;
-    }
-    fclose(f);
-    return count;
-}
-
-/* Loads column `value` of a ts,value CSV from tests/data; log-transforms when asked. */
-static double *load_series(const char *name, int take_log, size_t *n)
-{
-    char path[512];
-    snprintf(path, sizeof path, "%s/%s", SSMD_TEST_DATA, name);
-    FILE *f = fopen(path, "r");
-    if (!f)
-        return NULL;
-    size_t cap = 256, len = 0;
-    double *y = malloc(cap * sizeof(double));
-    char line[256];
-    if (!fgets(line, sizeof line, f)) { /* header */
-        fclose(f);
-        free(y);
-        return NULL;
-    }
-    while (y && fgets(line, sizeof line, f)) {
-        char *comma = strchr(line, ',');
-        if (!comma)
-            continue;
-        if (len == cap) {
-            cap *= 2;
-            double *ny = realloc(y, cap * sizeof(double));
-            if (!ny) {
-                free(y);
-                y = NULL;
-                break;
-            }
-            y = ny;
-        }
-        double v = strtod(comma + 1, NULL);
-        y[len++] = take_log ? log(v) : v;
-    }
-    fclose(f);
-    *n = len;
-    return y;
-}
 
 typedef struct sarima_case {
     const char *file;
@@ -133,10 +34,10 @@ typedef struct sarima_case {
 
 static void case_load(sarima_case *c, const char *file)
 {
-    double v[8], lg[1];
+    double v[8], lg[1] = {0};
     char data[64];
     c->file = file;
-    assert_int_equal(fixture_get(file, "order", v, 8), 8);
+    assert_int_equal(kt_fixture_get(file, "order", v, 8), 8);
     memset(&c->spec, 0, sizeof c->spec);
     c->spec.p = (int)v[0];
     c->spec.d = (int)v[1];
@@ -146,7 +47,7 @@ static void case_load(sarima_case *c, const char *file)
     c->spec.Q = (int)v[5];
     c->spec.s = (int)v[6];
     c->spec.constant = (int)v[7];
-    assert_int_equal(fixture_get(file, "log", lg, 1), 1);
+    assert_int_equal(kt_fixture_get(file, "log", lg, 1), 1);
     /* the data line holds a file name, not numbers: read it directly */
     char path[512], line[256];
     snprintf(path, sizeof path, "%s/kalman/%s", SSMD_TEST_FIXTURES, file);
@@ -157,18 +58,8 @@ static void case_load(sarima_case *c, const char *file)
         if (sscanf(line, "data %63s", data) == 1)
             break;
     fclose(f);
-    c->y = load_series(data, (int)lg[0], &c->n);
+    c->y = kt_load_series(data, (int)lg[0], &c->n);
     assert_non_null(c->y);
-}
-
-static void assert_rel(double got, double want, double tol, const char *what)
-{
-    double scale = fmax(fabs(want), 1e-12);
-    if (!(fabs(got - want) <= tol * scale)) {
-        print_error("%s: got %.12g, want %.12g (rel %.3g)\n", what, got, want,
-                    fabs(got - want) / scale);
-        fail();
-    }
 }
 
 static const char *CASES[] = {"sarima_airline.txt", "sarima_nile_arma.txt", "sarima_ukgas.txt",
@@ -185,13 +76,13 @@ static void check_fixed(const char *file)
     assert_non_null(mod);
 
     char names[KALMAN_MAX_PARAMS][48];
-    assert_int_equal(fixture_names(file, names, KALMAN_MAX_PARAMS), mod->nparams);
+    assert_int_equal(kt_fixture_names(file, names, KALMAN_MAX_PARAMS), mod->nparams);
     for (int i = 0; i < mod->nparams; i++)
         assert_string_equal(mod->names[i], names[i]);
 
-    double params[KALMAN_MAX_PARAMS], ll_ref;
-    assert_int_equal(fixture_get(file, "fixed_params", params, KALMAN_MAX_PARAMS), mod->nparams);
-    assert_int_equal(fixture_get(file, "fixed_loglik", &ll_ref, 1), 1);
+    double params[KALMAN_MAX_PARAMS], ll_ref = NAN;
+    assert_int_equal(kt_fixture_get(file, "fixed_params", params, KALMAN_MAX_PARAMS), mod->nparams);
+    assert_int_equal(kt_fixture_get(file, "fixed_loglik", &ll_ref, 1), 1);
 
     kalman_ssm s;
     assert_int_equal(kalman_ssm_alloc(&s, mod->m, mod->r, &err), 0);
@@ -202,7 +93,7 @@ static void check_fixed(const char *file)
     double ll = NAN;
     kalman_loglik_acc acc;
     assert_int_equal(kalman_loglik(&s, c.y, c.n, 0, ws, &ll, NULL, &acc, &err), 0);
-    assert_rel(ll, ll_ref, 1e-6, "fixed-parameter loglik");
+    kt_assert_rel(ll, ll_ref, 1e-6, "fixed-parameter loglik");
     /* the diffuse terms cancel by construction of the P1inf scale */
     assert_int_equal(acc.ndiffuse_obs, c.spec.d + c.spec.s * c.spec.D);
 
@@ -213,27 +104,27 @@ static void check_fixed(const char *file)
     assert_int_equal(kalman_state_alloc(&st, mod->m, &err), 0);
     kalman_state_start(&st, &s);
     assert_int_equal(kalman_filter(&s, c.y, c.n, &st, NULL, &store, ws, &err), 0);
-    double nskip;
-    assert_int_equal(fixture_get(file, "nskip", &nskip, 1), 1);
+    double nskip = 0.0;
+    assert_int_equal(kt_fixture_get(file, "nskip", &nskip, 1), 1);
     size_t k = (size_t)nskip, npred = c.n - k;
     double *pred = malloc(npred * sizeof(double)), *pvar = malloc(npred * sizeof(double));
-    assert_int_equal(fixture_get(file, "pred", pred, (int)npred), (int)npred);
-    assert_int_equal(fixture_get(file, "pred_var", pvar, (int)npred), (int)npred);
+    assert_int_equal(kt_fixture_get(file, "pred", pred, (int)npred), (int)npred);
+    assert_int_equal(kt_fixture_get(file, "pred_var", pvar, (int)npred), (int)npred);
     for (size_t t = k; t < c.n; t++) {
-        assert_rel(c.y[t] - store.v[t], pred[t - k], 1e-6, "one-step prediction");
-        assert_rel(store.F[t], pvar[t - k], 1e-6, "one-step prediction variance");
+        kt_assert_rel(c.y[t] - store.v[t], pred[t - k], 1e-6, "one-step prediction");
+        kt_assert_rel(store.F[t], pvar[t - k], 1e-6, "one-step prediction variance");
     }
     free(pred);
     free(pvar);
 
     /* forecasts from the end of the sample */
     double fm_ref[24], fv_ref[24], fm[24], fv[24];
-    assert_int_equal(fixture_get(file, "forecast_mean", fm_ref, 24), 24);
-    assert_int_equal(fixture_get(file, "forecast_var", fv_ref, 24), 24);
+    assert_int_equal(kt_fixture_get(file, "forecast_mean", fm_ref, 24), 24);
+    assert_int_equal(kt_fixture_get(file, "forecast_var", fv_ref, 24), 24);
     assert_int_equal(kalman_forecast(&s, &st, 24, fm, fv, ws, &err), 0);
     for (int h = 0; h < 24; h++) {
-        assert_rel(fm[h], fm_ref[h], 1e-6, "forecast mean");
-        assert_rel(fv[h], fv_ref[h], 1e-6, "forecast variance");
+        kt_assert_rel(fm[h], fm_ref[h], 1e-6, "forecast mean");
+        kt_assert_rel(fv[h], fv_ref[h], 1e-6, "forecast variance");
     }
 
     kalman_state_free(&st);
@@ -279,9 +170,9 @@ static void check_mle(const char *file, double param_tol, int generic)
     kalman_model *mod = kalman_sarima_create(&c.spec, &err);
     assert_non_null(mod);
     assert_non_null(mod->fit);
-    double ref[KALMAN_MAX_PARAMS], ll_ref;
-    assert_int_equal(fixture_get(file, "mle_params", ref, KALMAN_MAX_PARAMS), mod->nparams);
-    assert_int_equal(fixture_get(file, "mle_loglik", &ll_ref, 1), 1);
+    double ref[KALMAN_MAX_PARAMS], ll_ref = NAN;
+    assert_int_equal(kt_fixture_get(file, "mle_params", ref, KALMAN_MAX_PARAMS), mod->nparams);
+    assert_int_equal(kt_fixture_get(file, "mle_loglik", &ll_ref, 1), 1);
 
     kalman_fit_result res;
     if (generic) {
@@ -316,12 +207,12 @@ static void check_mle(const char *file, double param_tol, int generic)
     assert_int_equal(mod->build(mod->ctx, res.params, &s, ws, &err), 0);
     double ll;
     assert_int_equal(kalman_loglik(&s, c.y, c.n, 0, ws, &ll, NULL, NULL, &err), 0);
-    assert_rel(ll, res.loglik, 1e-8, "state-space loglik at the MLE");
+    kt_assert_rel(ll, res.loglik, 1e-8, "state-space loglik at the MLE");
     /* SARIMA's criteria count the parameters and the differenced observations (the
      * generic kalman_fit keeps statsmodels' exact-diffuse conventions instead) */
     double k = mod->nparams, ne = (double)c.n - (c.spec.d + c.spec.s * c.spec.D);
     if (!generic)
-        assert_rel(res.aicc, -2.0 * res.loglik + 2.0 * k * ne / (ne - k - 1.0), 1e-12, "aicc");
+        kt_assert_rel(res.aicc, -2.0 * res.loglik + 2.0 * k * ne / (ne - k - 1.0), 1e-12, "aicc");
     kalman_workspace_free(ws);
     kalman_ssm_free(&s);
     kalman_model_free(mod);
@@ -348,8 +239,8 @@ static void test_mle_airline(void **state)
     check_mle(CASES[0], 1e-3, 0);
     check_mle(CASES[0], 1e-3, 1);
     /* statsmodels' AICc for this model (k = 3, n_eff = 131) */
-    double aicc_ref;
-    assert_int_equal(fixture_get(CASES[0], "mle_aicc", &aicc_ref, 1), 1);
+    double aicc_ref = NAN;
+    assert_int_equal(kt_fixture_get(CASES[0], "mle_aicc", &aicc_ref, 1), 1);
     assert_true(fabs(res.aicc - aicc_ref) < 1e-4);
 }
 
@@ -394,7 +285,7 @@ static void test_fast_equals_statespace(void **state)
             assert_int_equal(kalman_sarima_loglik(mod, c.y, c.n, p, &fast, &err), 0);
             assert_int_equal(mod->build(mod->ctx, p, &s, ws, &err), 0);
             assert_int_equal(kalman_loglik(&s, c.y, c.n, 0, ws, &slow, NULL, NULL, &err), 0);
-            assert_rel(fast, slow, 1e-9, "fast vs state-space loglik");
+            kt_assert_rel(fast, slow, 1e-9, "fast vs state-space loglik");
         }
         kalman_workspace_free(ws);
         kalman_ssm_free(&s);

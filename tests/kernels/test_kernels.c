@@ -120,6 +120,9 @@ static float *host_from_dev(const void *d, size_t n, kern_dtype dt)
     return h;
 }
 
+/* The scan case being checked, named in check_close's failures ("" elsewhere). */
+static char g_case[160];
+
 /* max |got - ref| / max |ref|; fails on any non-finite value (an unwritten output). */
 static double check_close(const char *what, const float *got, const double *ref, size_t n,
                           double tol)
@@ -127,7 +130,7 @@ static double check_close(const char *what, const float *got, const double *ref,
     double maxerr = 0.0, maxref = 0.0;
     for (size_t i = 0; i < n; i++) {
         if (!isfinite(got[i]))
-            fail_msg("%s[%zu] = %g: not written or not finite", what, i, (double)got[i]);
+            fail_msg("%s[%zu] = %g: not written or not finite%s", what, i, (double)got[i], g_case);
         const double e = fabs(got[i] - ref[i]);
         if (e > maxerr)
             maxerr = e;
@@ -136,8 +139,8 @@ static double check_close(const char *what, const float *got, const double *ref,
     }
     const double rel = maxerr / (maxref > 0 ? maxref : 1.0);
     if (!(rel <= tol))
-        fail_msg("%s: relative error %.3g > %.1g (max err %.3g, max ref %.3g)", what, rel, tol,
-                 maxerr, maxref);
+        fail_msg("%s: relative error %.3g > %.1g (max err %.3g, max ref %.3g)%s", what, rel, tol,
+                 maxerr, maxref, g_case);
     return rel;
 }
 
@@ -351,6 +354,7 @@ static void test_bad_arguments(void **state)
     assert_int_equal(rc, KERN_EINVAL);
     assert_int_equal(kern_scan_hchk_floats(2, 65, 3, 4), (size_t)2 * 2 * 3 * 4);
     assert_int_equal(kern_scan_hchk_floats(0, 65, 3, 4), 0);
+    assert_int_equal(kern_ctx_set_scan_variant(NULL, 0, &err), KERN_EINVAL);
     kern_ctx *ctx = (kern_ctx *)1;
     rc = kern_ctx_create(&ctx, -1, &err);
     assert_true(rc == KERN_EINVAL || rc == KERN_ENODEVICE);
@@ -386,6 +390,8 @@ static void test_bad_shapes_on_device(void **state)
                                      NULL, 1, 4, 3, 4, &err);
     assert_int_equal(rc, KERN_EINVAL); /* bf16 with an odd D */
     assert_true(strstr(err.message, "even") != NULL);
+    rc = kern_ctx_set_scan_variant(g_ctx, KERN_SCAN_VARIANTS_ALL + 1, &err);
+    assert_int_equal(rc, KERN_EINVAL); /* not a set of KERN_SCAN_* flags */
     kern_free(g_ctx, buf);
     K_OK(kern_sync(g_ctx, &g_err));
 }
@@ -397,7 +403,8 @@ typedef struct scan_case {
     kern_dtype dt;
 } scan_case;
 
-static void run_scan_case(const scan_case *c, uint64_t seed)
+/* variant: KERN_SCAN_* flags (kernels/internal.h) for this case's forward and backward */
+static void run_scan_case(const scan_case *c, uint64_t seed, int variant)
 {
     const int B = c->B, L = c->L, D = c->D, N = c->N;
     const size_t BLD = (size_t)B * L * D, BLN = (size_t)B * L * N, DN = (size_t)D * N;
@@ -454,6 +461,10 @@ static void run_scan_case(const scan_case *c, uint64_t seed)
     }
     float *dA_ = dev_from(A, DN * 4), *dDs = dev_from(Dskip, (size_t)D * 4);
     K_OK(kern_ctx_set_scan_states(g_ctx, c->S, &g_err));
+    K_OK(kern_ctx_set_scan_variant(g_ctx, variant, &g_err));
+    snprintf(g_case, sizeof g_case, " [case B=%d L=%d D=%d N=%d S=%d z=%d hchk=%d acc=%d %s variant=%d]",
+             B, L, D, N, c->S, c->with_z, c->use_hchk, c->accumulate,
+             c->dt == KERN_F32 ? "f32" : "bf16", variant);
 
     /* forward, outputs poisoned */
     const size_t nh = kern_scan_hchk_floats(B, L, D, N);
@@ -536,6 +547,8 @@ static void run_scan_case(const scan_case *c, uint64_t seed)
     kern_free(g_ctx, dA_);
     kern_free(g_ctx, dDs);
     K_OK(kern_ctx_set_scan_states(g_ctx, 0, &g_err));
+    K_OK(kern_ctx_set_scan_variant(g_ctx, 0, &g_err));
+    g_case[0] = '\0';
     free(u); free(delta); free(z); free(dy); free(A); free(Bm); free(Cm); free(Dskip);
     free(U); free(Dt); free(Z); free(DY); free(AA); free(BB); free(CC); free(DD); free(y);
     free(hall); free(gu); free(gdt); free(gz); free(gA); free(gB); free(gC); free(gD);
@@ -555,7 +568,7 @@ static void test_scan_f32(void **state)
         {2, 71, 50, 32, 0, 0, 1, 0, KERN_F32},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
-        run_scan_case(&cases[i], 100 + i);
+        run_scan_case(&cases[i], 100 + i, 0);
 }
 
 static void test_scan_bf16(void **state)
@@ -568,7 +581,39 @@ static void test_scan_bf16(void **state)
         {2, 99, 64, 16, 0, 1, 0, 1, KERN_BF16},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
-        run_scan_case(&cases[i], 200 + i);
+        run_scan_case(&cases[i], 200 + i, 0);
+}
+
+/* The kernel variants (tile32, fma and split2 forward, lean backward: KERN_SCAN_* flags, see
+ * kernels/README.md) on the same kinds of shapes: tails in L (not a multiple of 8, 32 or 64)
+ * and D (not a multiple of 32), every states-per-thread choice (S = N: one warp, where
+ * tile32 falls back to 16-step tiles), both copy widths (D = 33: 4-byte copies), no hchk
+ * (the backward's own states pass), accumulate, N = 4, 8, 16, 32, bf16. All flags together
+ * on every case (for float32 that is split2 with 32-step tiles); on two, each flag alone and
+ * tile32+fma (what bench_scan times). */
+static void test_scan_variants(void **state)
+{
+    (void)state;
+    if (!g_ctx)
+        skip();
+    const scan_case cases[] = {
+        {2, 200, 40, 16, 1, 1, 1, 0, KERN_F32}, {2, 200, 40, 16, 1, 2, 1, 0, KERN_F32},
+        {2, 200, 40, 16, 1, 4, 1, 0, KERN_F32}, {2, 200, 40, 16, 1, 8, 1, 1, KERN_F32},
+        {3, 37, 64, 8, 0, 0, 0, 0, KERN_F32},   {1, 64, 32, 4, 1, 0, 1, 1, KERN_F32},
+        {2, 130, 33, 16, 1, 4, 0, 1, KERN_F32}, {1, 1, 1, 4, 1, 0, 1, 0, KERN_F32},
+        {2, 71, 50, 32, 0, 0, 1, 0, KERN_F32},  {1, 97, 64, 8, 1, 8, 1, 0, KERN_F32},
+        {2, 150, 40, 16, 1, 4, 1, 0, KERN_BF16}, {2, 99, 64, 16, 0, 1, 0, 1, KERN_BF16},
+    };
+    const int variants[] = {KERN_SCAN_VARIANTS_ALL, KERN_SCAN_FWD_TILE32, KERN_SCAN_FWD_FMA,
+                            KERN_SCAN_FWD_TILE32 | KERN_SCAN_FWD_FMA, KERN_SCAN_FWD_SPLIT2,
+                            KERN_SCAN_BWD_LEAN};
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        /* every case with all the variants; the two usual paths (16-byte copies with
+         * N = 16 at compile time; 4-byte copies without hchk) also with the others */
+        const size_t nv = i == 2 || i == 6 ? sizeof variants / sizeof variants[0] : 1;
+        for (size_t v = 0; v < nv; v++)
+            run_scan_case(&cases[i], 300 + i, variants[v]);
+    }
 }
 
 /* ---- S4D on the GPU --------------------------------------------------------------------------- */
@@ -987,6 +1032,7 @@ int main(void)
         cmocka_unit_test(test_bad_shapes_on_device),
         cmocka_unit_test(test_scan_f32),
         cmocka_unit_test(test_scan_bf16),
+        cmocka_unit_test(test_scan_variants),
         cmocka_unit_test(test_s4d_kernel),
         cmocka_unit_test(test_s4d_conv),
         cmocka_unit_test(test_rmsnorm),

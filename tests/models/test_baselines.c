@@ -21,19 +21,6 @@
 
 static const double levels[] = {0.025, 0.5, 0.975};
 
-static ssm_model *fit(const char *spec, double *v, size_t n, ssm_freq freq) {
-    ssm_error err;
-    ssm_model_opts opts;
-    memset(&opts, 0, sizeof opts);
-    ssm_model *m = ssm_model_create(spec, &opts, &err);
-    assert_non_null(m);
-    ssm_series y = {"t", freq, 0, n, v};
-    int rc = ssm_model_fit(m, &y, &err);
-    if (rc != SSM_OK) print_error("%s\n", err.message);
-    assert_int_equal(rc, SSM_OK);
-    return m;
-}
-
 static void forecast(const ssm_model *m, size_t H, ssm_forecast *f) {
     ssm_error err;
     assert_int_equal(ssm_forecast_init(f, H, levels, 3, &err), SSM_OK);
@@ -46,7 +33,7 @@ static void test_naive(void **state) {
     (void)state;
     /* y = 1 3 2 5 4: differences 2 -1 3 -1, sigma^2 = (4+1+9+1)/4 = 3.75 */
     double v[] = {1, 3, 2, 5, 4};
-    ssm_model *m = fit("naive", v, 5, yearly);
+    ssm_model *m = fit_model("naive", v, 5, yearly);
     ssm_forecast f;
     forecast(m, 3, &f);
     for (size_t h = 1; h <= 3; h++) {
@@ -71,7 +58,7 @@ static void test_snaive(void **state) {
     /* season 2, y = 1 3 2 5 4 6: lag-2 differences 1 2 2 1, sigma^2 = 10/4 = 2.5.
      * Steps 1..4 repeat the last season (4, 6) with k = 1, 1, 2, 2 seasons ahead. */
     double v[] = {1, 3, 2, 5, 4, 6};
-    ssm_model *m = fit("snaive(season=2)", v, 6, yearly);
+    ssm_model *m = fit_model("snaive(season=2)", v, 6, yearly);
     ssm_forecast f;
     forecast(m, 4, &f);
     double mean[] = {4, 6, 4, 6}, k[] = {1, 1, 2, 2};
@@ -84,7 +71,7 @@ static void test_snaive(void **state) {
 
     /* the season from the opts, then from the grid: quarterly data -> 4 */
     double q[] = {1, 2, 3, 4, 2, 3, 4, 5};
-    m = fit("snaive", q, 8, (ssm_freq){SSM_FREQ_QUARTER, 1});
+    m = fit_model("snaive", q, 8, (ssm_freq){SSM_FREQ_QUARTER, 1});
     forecast(m, 5, &f);
     double qm[] = {2, 3, 4, 5, 2};
     for (size_t h = 0; h < 5; h++) assert_double_equal(f.mean[h], qm[h], TOL);
@@ -101,7 +88,7 @@ static void test_drift(void **state) {
      * 12.75; sigma^2 = 12.75/3 = 4.25; se(b)^2 = 4.25/4.
      * mean_h = 4 + 0.75 h, sd_h = sqrt(4.25 h + h^2 4.25/4) */
     double v[] = {1, 3, 2, 5, 4};
-    ssm_model *m = fit("drift", v, 5, yearly);
+    ssm_model *m = fit_model("drift", v, 5, yearly);
     ssm_forecast f;
     forecast(m, 3, &f);
     for (size_t h = 1; h <= 3; h++) {
@@ -122,7 +109,7 @@ static void test_missing_values(void **state) {
     /* y = 1 3 NaN: only the difference 3-1 exists (sigma^2 = 4); the forecast carries the
      * last observed value 3, as lagwalk fills a missing value from its slot */
     double v[] = {1, 3, NAN};
-    ssm_model *m = fit("naive", v, 3, yearly);
+    ssm_model *m = fit_model("naive", v, 3, yearly);
     ssm_forecast f;
     forecast(m, 1, &f);
     assert_double_equal(f.mean[0], 3.0, TOL);
@@ -134,7 +121,7 @@ static void test_missing_values(void **state) {
 static void test_update_and_save_load(void **state) {
     (void)state;
     double v[] = {1, 3, 2, 5, 4, 6};
-    ssm_model *m = fit("snaive(season=2)", v, 6, yearly);
+    ssm_model *m = fit_model("snaive(season=2)", v, 6, yearly);
     ssm_error err;
     /* update keeps sigma, moves the state: new season 7, 8 */
     double nv[] = {7, 8};

@@ -19,20 +19,6 @@
 static const ssm_freq yearly = {SSM_FREQ_YEAR, 1};
 static const double levels[] = {0.1, 0.5, 0.9};
 
-static ssm_model *fit_auto(const char *spec, double *v, size_t n, ssm_freq freq) {
-    ssm_error err;
-    ssm_model_opts opts;
-    memset(&opts, 0, sizeof opts);
-    ssm_model *m = ssm_model_create(spec, &opts, &err);
-    if (!m) print_error("%s: %s (%s)\n", spec, err.message, err.detail);
-    assert_non_null(m);
-    ssm_series y = {"t", freq, 0, n, v};
-    int rc = ssm_model_fit(m, &y, &err);
-    if (rc != SSM_OK) print_error("%s\n", err.message);
-    assert_int_equal(rc, SSM_OK);
-    return m;
-}
-
 static const char *chosen(const ssm_model *m, ssm_fit_info *info) {
     assert_int_equal(ssm_model_info(m, info), SSM_OK);
     return info->chosen;
@@ -42,7 +28,7 @@ static void test_picks_drift_on_a_trend(void **state) {
     (void)state;
     double v[60];
     for (int t = 0; t < 60; t++) v[t] = 3.0 * t + ((t * 7) % 5) * 0.1;
-    ssm_model *m = fit_auto("auto(naive,drift)", v, 60, yearly);
+    ssm_model *m = fit_model("auto(naive,drift)", v, 60, yearly);
     ssm_fit_info info;
     assert_string_equal(chosen(m, &info), "drift");
     /* scores first: mase:naive, mase:drift, then drift's own parameters */
@@ -59,7 +45,7 @@ static void test_picks_snaive_on_a_season(void **state) {
     double pattern[] = {10, 30, 20, 5};
     for (int t = 0; t < 48; t++) v[t] = pattern[t % 4] + 0.01 * ((t * 13) % 7);
     /* quarterly: the season 4 comes from the grid */
-    ssm_model *m = fit_auto("auto(naive, drift, snaive)", v, 48, (ssm_freq){SSM_FREQ_QUARTER, 1});
+    ssm_model *m = fit_model("auto(naive, drift, snaive)", v, 48, (ssm_freq){SSM_FREQ_QUARTER, 1});
     ssm_fit_info info;
     assert_string_equal(chosen(m, &info), "snaive");
     ssm_model_free(m);
@@ -74,12 +60,12 @@ static void test_ties(void **state) {
      * 1 parameter) the earlier one wins. */
     double v[13];
     for (int t = 0; t < 13; t++) v[t] = t % 2;
-    ssm_model *m = fit_auto("auto(drift,naive,h=2,origins=2)", v, 13, yearly);
+    ssm_model *m = fit_model("auto(drift,naive,h=2,origins=2)", v, 13, yearly);
     ssm_fit_info info;
     assert_string_equal(chosen(m, &info), "naive");
     assert_double_equal(info.params[0].value, info.params[1].value, 0.0);
     ssm_model_free(m);
-    m = fit_auto("auto(snaive,naive,h=2,origins=2)", v, 13, yearly);
+    m = fit_model("auto(snaive,naive,h=2,origins=2)", v, 13, yearly);
     assert_string_equal(chosen(m, &info), "snaive");
     ssm_model_free(m);
 }
@@ -88,7 +74,7 @@ static void test_save_load_update(void **state) {
     (void)state;
     double v[60];
     for (int t = 0; t < 60; t++) v[t] = 3.0 * t + ((t * 7) % 5) * 0.1;
-    ssm_model *m = fit_auto("auto(naive,drift)", v, 60, yearly);
+    ssm_model *m = fit_model("auto(naive,drift)", v, 60, yearly);
     ssm_error err;
     double nv[] = {181, 184};
     assert_int_equal(ssm_model_update(m, nv, 2, &err), SSM_OK);
@@ -128,14 +114,14 @@ static void test_default_set_and_short_series(void **state) {
      * a season-12 model, and a choice is still made */
     double v[40];
     for (int t = 0; t < 40; t++) v[t] = sin(t * 0.5) * 10 + t;
-    ssm_model *m = fit_auto("auto", v, 40, yearly);
+    ssm_model *m = fit_model("auto", v, 40, yearly);
     ssm_fit_info info;
     chosen(m, &info);
     assert_true(info.nparams >= 2);
     assert_string_equal(info.params[0].name, "mase:naive");
     ssm_model_free(m);
     double s[] = {1, 2, 4, 3};
-    m = fit_auto("auto(naive,drift)", s, 4, yearly);
+    m = fit_model("auto(naive,drift)", s, 4, yearly);
     chosen(m, &info);
     assert_true(strcmp(info.chosen, "naive") == 0 || strcmp(info.chosen, "drift") == 0);
     ssm_model_free(m);

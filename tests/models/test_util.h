@@ -1,7 +1,8 @@
 /*
  * tests/models/test_util.h — small helpers shared by the tests in this folder: a double
  * comparison with an absolute-or-relative tolerance that prints both values (cmocka 1.1.5
- * has only a float one), and a reader for the values of a `ts,value` CSV.
+ * has only a float one), a reader for the values of a `ts,value` CSV, and creating and
+ * fitting a model through models/model.h in one step. Include after <cmocka.h>.
  */
 #ifndef TESTS_MODELS_TEST_UTIL_H
 #define TESTS_MODELS_TEST_UTIL_H
@@ -10,6 +11,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "model.h"
 
 /* |a - b| <= tol * max(1, |b|); both NaN counts as equal. */
 #define assert_double_equal(a, b, tol) assert_close_((a), (b), (tol), #a, __FILE__, __LINE__)
@@ -52,6 +55,22 @@ static inline size_t read_csv_values(const char *path, double **out) {
     fclose(fp);
     *out = v;
     return v ? n : 0;
+}
+
+/* Creates model `spec` with default options and fits it to v[0..n) on grid `freq`; fails
+ * the test, printing the error, when either step fails. */
+static inline ssm_model *fit_model(const char *spec, double *v, size_t n, ssm_freq freq) {
+    ssm_error err;
+    ssm_model_opts opts;
+    memset(&opts, 0, sizeof opts);
+    ssm_model *m = ssm_model_create(spec, &opts, &err);
+    if (!m) print_error("%s: %s (%s)\n", spec, err.message, err.detail);
+    assert_non_null(m);
+    ssm_series y = {"t", freq, 0, n, v};
+    int rc = ssm_model_fit(m, &y, &err);
+    if (rc != SSM_OK) print_error("%s\n", err.message);
+    assert_int_equal(rc, SSM_OK);
+    return m;
 }
 
 #endif
