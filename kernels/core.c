@@ -117,6 +117,7 @@ int kern_ctx_create(kern_ctx **out, int device, kern_error *err)
     if (!ctx)
         return kern_err_set(err, KERN_ENOMEM, "out of memory creating a CUDA context");
     ctx->device = device;
+    ctx->scan_variant = KERN_SCAN_AUTO; /* see scan_flags in scan.cu */
     int rc = kern_err_cuda(err, cudaSetDevice(device), "cudaSetDevice");
     struct cudaDeviceProp prop;
     if (!rc)

@@ -24,7 +24,7 @@ struct kern_ctx {
     char name[256];
     void *ws;           /* grow-only device workspace (scan backward without hchk) */
     int scan_states;    /* 0: choose; else states per thread in the scan (tests, bench) */
-    int scan_variant;   /* KERN_SCAN_* flags: scan kernel variants (tests, bench); 0: defaults */
+    int scan_variant;   /* KERN_SCAN_* flags (tests, bench); KERN_SCAN_AUTO by default, 0: baseline kernels */
     size_t ws_bytes;
 };
 
@@ -44,16 +44,20 @@ int kern_colsum_add(kern_ctx *ctx, float *dbias, const float *dout, int rows, in
                     kern_error *err);
 /* Tests and benchmarks: force the scan's states per thread (1, 2, 4, 8, 16 (forward only); 0 = choose). */
 int kern_ctx_set_scan_states(kern_ctx *ctx, int S, kern_error *err);
-/* Tests and benchmarks: scan kernel variants, a set of the flags below (0 = the defaults,
- * which calloc gives a new context). Each flag picks an alternative kernel for one pass; the
+/* Tests and benchmarks: scan kernel variants, a set of the flags below (0 = the baseline
+ * kernels; a new context has KERN_SCAN_AUTO). Each flag picks an alternative kernel for one pass; the
  * results are the same to float32 rounding. See kernels/README.md. */
 #define KERN_SCAN_FWD_TILE32 1 /* forward: 32-step tiles (half the barriers per step) */
 #define KERN_SCAN_BWD_LEAN 2   /* backward: 4 barriers per 8-step sub-tile, fewer FLOPs */
 #define KERN_SCAN_FWD_FMA 4    /* forward: C.h as one FMA chain (S-1 fewer instructions) */
 #define KERN_SCAN_FWD_SPLIT2 8 /* forward, float32: two blocks per sequence (time halves),
                                   with the FMA chain */
+#define KERN_SCAN_AUTO 16      /* the library's choice per shape (a new context's setting):
+                                  backward lean; forward FMA chain, plus 32-step tiles when
+                                  the grid is small (measured on an H100, kernels/README.md) */
 #define KERN_SCAN_VARIANTS_ALL                                                              \
-    (KERN_SCAN_FWD_TILE32 | KERN_SCAN_BWD_LEAN | KERN_SCAN_FWD_FMA | KERN_SCAN_FWD_SPLIT2)
+    (KERN_SCAN_FWD_TILE32 | KERN_SCAN_BWD_LEAN | KERN_SCAN_FWD_FMA | KERN_SCAN_FWD_SPLIT2 | \
+     KERN_SCAN_AUTO)
 int kern_ctx_set_scan_variant(kern_ctx *ctx, int flags, kern_error *err);
 /* Device workspace of at least `bytes`, owned by the context (grown on demand). */
 int kern_workspace(kern_ctx *ctx, size_t bytes, void **out, kern_error *err);

@@ -1132,6 +1132,22 @@ int launch_forward_variant(kern_ctx *ctx, bool tile32, bool chain, bool split, b
     return launch_forward_tiled<T, S, FWD_TILE, true, false>(ctx, vec, grid, block, y, hchk, u, delta, A, Bm, Cm, Dskip, z, L, D, N, err);
 }
 
+/* The variant flags for one call: KERN_SCAN_AUTO resolves by shape. Measured on an H100
+ * (kernels/README.md): the lean backward wins at both benchmark sizes; the forward's FMA
+ * chain wins with many blocks (B16 D1536: 69 % of copy bandwidth against 66 %), and with
+ * few blocks (B4 D2048: 256 blocks on 132 SMs) 32-step tiles with the chain do (55 % against
+ * 46 %), while the tiles lose with many blocks (fewer blocks fit an SM). */
+static int scan_flags(const kern_ctx *ctx, int B, int D)
+{
+    int flags = ctx->scan_variant;
+    if (!(flags & KERN_SCAN_AUTO))
+        return flags;
+    flags = KERN_SCAN_BWD_LEAN | KERN_SCAN_FWD_FMA;
+    if ((long)B * ((D + 31) / 32) < 4L * ctx->sm_count)
+        flags |= KERN_SCAN_FWD_TILE32;
+    return flags;
+}
+
 template <typename T, int S>
 int launch_forward(kern_ctx *ctx, T *y, float *hchk, const T *u, const T *delta,
                    const float *A, const T *Bm, const T *Cm, const float *Dskip, const T *z,
@@ -1151,7 +1167,7 @@ int launch_forward(kern_ctx *ctx, T *y, float *hchk, const T *u, const T *delta,
     }
     /* the variants: tile32 needs 64 to 256 threads with VEC, 256 at most without (see the
      * kernel); elsewhere its flag falls back to 16-step tiles */
-    const int flags = ctx->scan_variant;
+    const int flags = scan_flags(ctx, B, D);
     const bool tile32 = (flags & KERN_SCAN_FWD_TILE32) && K <= 8 && (!vec || K >= 2);
     const bool chain = flags & KERN_SCAN_FWD_FMA;
     const bool split = (flags & KERN_SCAN_FWD_SPLIT2) && std::is_same<T, float>::value;
@@ -1190,7 +1206,7 @@ int launch_backward(kern_ctx *ctx, int accumulate, T *du, T *ddelta, float *dA, 
     const dim3 grid((D + 31) / 32, B), block(32 * K);
     /* lean needs 2*SUB*N*32 floats of reduction buffers against SUB*N*36: at N = 64 more
      * than a block may have, where its flag falls back to the default kernel */
-    const bool lean = (ctx->scan_variant & KERN_SCAN_BWD_LEAN) &&
+    const bool lean = (scan_flags(ctx, B, D) & KERN_SCAN_BWD_LEAN) &&
                       bwd_lean_smem_bytes<T>(N, K) <= ctx->smem_optin;
     const size_t smem = lean ? bwd_lean_smem_bytes<T>(N, K) : bwd_smem_bytes<T>(N, K);
     if (smem > ctx->smem_optin) {

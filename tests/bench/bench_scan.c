@@ -328,6 +328,13 @@ static void bench_case(kern_ctx *ctx, int B, int L, int D, int N, int reps, int 
     s.use_hchk = 1;
     OK(kern_ctx_set_scan_variant(ctx, KERN_SCAN_FWD_SPLIT2, &err));
     const float auto_split_h = time_ms(ctx, run_fwd, &s, reps);
+    /* the library's default (KERN_SCAN_AUTO: a variant chosen per shape) */
+    OK(kern_ctx_set_scan_variant(ctx, KERN_SCAN_AUTO, &err));
+    s.use_hchk = 0;
+    const float def_f = time_ms(ctx, run_fwd, &s, reps);
+    s.use_hchk = 1;
+    const float def_fh = time_ms(ctx, run_fwd, &s, reps);
+    const float def_b = time_ms(ctx, run_bwd, &s, reps);
     OK(kern_ctx_set_scan_variant(ctx, 0, &err));
 
     char nm[96];
@@ -343,6 +350,12 @@ static void bench_case(kern_ctx *ctx, int B, int L, int D, int N, int reps, int 
     add_row(nm, best_f, fwd_bytes, best_fS);
     snprintf(nm, sizeof nm, "B%d D%d L%d bwd f32 best S", B, D, L);
     add_row(nm, best_b, bwd_bytes + hchk_bytes, best_bS);
+    snprintf(nm, sizeof nm, "B%d D%d L%d DEFAULT fwd f32 (auto variant)", B, D, L);
+    add_row(nm, def_f, fwd_bytes, 0);
+    snprintf(nm, sizeof nm, "B%d D%d L%d DEFAULT fwd f32 (+hchk)", B, D, L);
+    add_row(nm, def_fh, fwd_bytes + hchk_bytes, 0);
+    snprintf(nm, sizeof nm, "B%d D%d L%d DEFAULT bwd f32 (from hchk)", B, D, L);
+    add_row(nm, def_b, bwd_bytes + hchk_bytes, 0);
     /* the variants */
     snprintf(nm, sizeof nm, "B%d D%d L%d fwd f32 tile32", B, D, L);
     add_row(nm, auto_t32, fwd_bytes, 0);
