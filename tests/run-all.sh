@@ -22,6 +22,6 @@ echo "== valgrind (unit tests, plain build)"
 cmake -S . -B build-valgrind -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSSMD_CUDA=OFF >/dev/null
 cmake --build build-valgrind -j"$jobs"
 (cd build-valgrind && ctest --output-on-failure -R "$(cat valgrind_tests.regex)" -LE slow -T memcheck \
-   --overwrite MemoryCheckCommandOptions="--leak-check=full --errors-for-leak-kinds=definite,indirect --error-exitcode=99" \
+   --overwrite MemoryCheckCommandOptions="--leak-check=full --suppressions=$PWD/../tests/valgrind.supp --errors-for-leak-kinds=definite,indirect --error-exitcode=99" \
    --timeout 1800 -j"$jobs")
 echo "== all tests passed"
