@@ -232,6 +232,19 @@ int kern_zero(kern_ctx *ctx, void *p, size_t bytes, kern_error *err)
     return KERN_OK;
 }
 
+int kern_copy_rows(kern_ctx *ctx, void *dst, size_t dpitch, const void *src, size_t spitch,
+                   size_t width, size_t rows, kern_error *err)
+{
+    if (!ctx || (rows && width && (!dst || !src)) || width > dpitch || width > spitch)
+        return kern_err_set(err, KERN_EINVAL, "kern_copy_rows: NULL pointer or row wider than its pitch");
+    if (!rows || !width)
+        return KERN_OK;
+    KERN_CUDA(cudaMemcpy2DAsync(dst, dpitch, src, spitch, width, rows, cudaMemcpyDefault,
+                                ctx->stream),
+              err);
+    return KERN_OK;
+}
+
 size_t kern_dtype_size(kern_dtype dt) { return dt == KERN_BF16 ? 2 : 4; }
 
 /* ---- matrix products ------------------------------------------------------------------ */

@@ -65,6 +65,9 @@ void kern_free(kern_ctx *ctx, void *p);
 int kern_upload(kern_ctx *ctx, void *dst, const void *src, size_t bytes, kern_error *err);
 int kern_download(kern_ctx *ctx, void *dst, const void *src, size_t bytes, kern_error *err);
 int kern_zero(kern_ctx *ctx, void *p, size_t bytes, kern_error *err);
+/* rows rows of width bytes from src (row pitch spitch bytes) to dst (pitch dpitch). */
+int kern_copy_rows(kern_ctx *ctx, void *dst, size_t dpitch, const void *src, size_t spitch,
+                   size_t width, size_t rows, kern_error *err);
 /* Sets n floats to v (NaN to poison outputs in tests). */
 int kern_fill(kern_ctx *ctx, float *p, float v, size_t n, kern_error *err);
 

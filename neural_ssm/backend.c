@@ -5,6 +5,7 @@
  * alongside kernels/) and returned here for NSSM_DEVICE_CUDA and NSSM_DEVICE_AUTO.
  */
 #include <stdlib.h>
+#include <string.h>
 
 #include "internal.h"
 
@@ -28,6 +29,18 @@ static int cpu_synchronize(void)
     return NSSM_OK;
 }
 
+static void cpu_zero(void *p, size_t bytes)
+{
+    memset(p, 0, bytes);
+}
+
+static void cpu_copy_rows(void *dst, size_t dpitch, const void *src, size_t spitch,
+                          size_t width, size_t rows)
+{
+    for (size_t r = 0; r < rows; r++)
+        memcpy((char *)dst + r * dpitch, (const char *)src + r * spitch, width);
+}
+
 const nssm_backend nssm_backend_cpu = {
     .name = "cpu",
     .device = NSSM_DEVICE_CPU,
@@ -35,6 +48,9 @@ const nssm_backend nssm_backend_cpu = {
     .alloc = cpu_alloc,
     .release = cpu_release,
     .synchronize = cpu_synchronize,
+    .zero = cpu_zero,
+    .residual_forward = nssm_residual_forward,
+    .copy_rows = cpu_copy_rows,
     .linear_forward = nssm_linear_forward,
     .linear_backward = nssm_linear_backward,
     .rmsnorm_forward = nssm_rmsnorm_forward,

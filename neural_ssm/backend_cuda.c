@@ -10,8 +10,10 @@
  * first use, and the first error a void operation met, reported by the next synchronize()
  * (the table has no error channel for void operations). Use one model per thread at a time;
  * the context serialises everything on one stream. Every operation waits for its work
- * before returning (see note()); the host-side glue on managed memory makes pages travel
- * between host and device, which is what bounds a training step today.
+ * before returning (see note()). Clearing, the residual stream and the gathers run here
+ * too (zero, residual_forward, copy_rows), so the large activations stay on the device;
+ * what the host still touches per step is small (features, the head's quantile outputs
+ * and loss, A = -exp(A_log), the optimiser over the parameters).
  *
  * Layout note: the selective scan's hchk buffer (sized by model.c for NSSM_SCAN_CHUNK) is
  * filled in kernels/' own layout, (B, ceil(L/KERN_SCAN_CHUNK), N, D), which is smaller; the
@@ -117,6 +119,25 @@ static int cuda_synchronize(void)
     }
     pthread_mutex_unlock(&cuda_err_lock);
     return rc;
+}
+
+static void cuda_zero(void *p, size_t bytes)
+{
+    kern_error e;
+    note(kern_zero(ctx(), p, bytes, &e));
+}
+
+static void cuda_residual_forward(real *out, const real *a, const real *b, size_t n)
+{
+    kern_error e;
+    note(kern_residual_forward(ctx(), out, a, b, n, &e));
+}
+
+static void cuda_copy_rows(void *dst, size_t dpitch, const void *src, size_t spitch,
+                           size_t width, size_t rows)
+{
+    kern_error e;
+    note(kern_copy_rows(ctx(), dst, dpitch, src, spitch, width, rows, &e));
 }
 
 static void cuda_linear_forward(real *out, const real *inp, const real *w, const real *bias,
@@ -306,6 +327,9 @@ const nssm_backend nssm_backend_cuda = {
     .alloc = cuda_alloc,
     .release = cuda_release,
     .synchronize = cuda_synchronize,
+    .zero = cuda_zero,
+    .residual_forward = cuda_residual_forward,
+    .copy_rows = cuda_copy_rows,
     .linear_forward = cuda_linear_forward,
     .linear_backward = cuda_linear_backward,
     .rmsnorm_forward = cuda_rmsnorm_forward,

@@ -724,14 +724,13 @@ static int forward(const nssm_config *c, const nssm_backend *be, const net_param
             for (size_t k = 0; k < (size_t)BL * D; k++)
                 a->mix[k] = la->ga[k] / (1 + nssm_exp(-la->gb[k]));
         }
-        nssm_residual_forward(la->res, x, a->mix, (size_t)BL * D);
+        be->residual_forward(la->res, x, a->mix, (size_t)BL * D);
         x = la->res;
     }
-    be->synchronize();
     /* gather the forecast positions t0..L-1 */
     const int t0 = L - P;
-    for (int b = 0; b < B; b++)
-        memcpy(a->hP + (size_t)b * P * D, x + ((size_t)b * L + t0) * D, sizeof(real) * P * D);
+    be->copy_rows(a->hP, sizeof(real) * P * D, x + (size_t)t0 * D, sizeof(real) * L * D,
+                  sizeof(real) * P * D, B);
     be->rmsnorm_forward(a->normf, a->rstdf, a->hP, p->normf_w, B * P, D, eps);
     be->linear_forward(a->raw, a->normf, p->head_w, p->head_b, B * P, D, H * Q);
     be->synchronize();
@@ -812,17 +811,17 @@ static int backward(nssm_model *m, acts *a, int B)
         }
         d[mid] += up + down;
     }
-    memset(a->dnormf, 0, sizeof(real) * B * P * D);
-    memset(a->dhP, 0, sizeof(real) * B * P * D);
+    be->zero(a->dnormf, sizeof(real) * B * P * D);
+    be->zero(a->dhP, sizeof(real) * B * P * D);
     be->linear_backward(a->dnormf, g->head_w, g->head_b, a->draw, a->normf, p->head_w, B * P,
                         D, H * Q);
     be->rmsnorm_backward(a->dhP, g->normf_w, a->dnormf, a->hP, p->normf_w, a->rstdf, B * P, D);
     be->synchronize();
-    memset(a->dres, 0, sizeof(real) * nBLD);
+    be->zero(a->dres, sizeof(real) * nBLD);
+    /* scatter back to the forecast positions t0..L-1 of every sequence */
     const int t0 = L - P;
-    for (int b = 0; b < B; b++)
-        memcpy(a->dres + ((size_t)b * L + t0) * D, a->dhP + (size_t)b * P * D,
-               sizeof(real) * P * D);
+    be->copy_rows(a->dres + (size_t)t0 * D, sizeof(real) * L * D, a->dhP, sizeof(real) * P * D,
+                  sizeof(real) * P * D, B);
 
     /* dres is dL/d(output of layer i); the residual passes it through unchanged and the
      * norm's backward adds the branch's contribution. */
@@ -831,16 +830,16 @@ static int backward(nssm_model *m, acts *a, int B)
         layer_params *gp = &g->layer[i];
         layer_acts *la = &a->layer[i];
         const real *x = i == 0 ? a->res0 : a->layer[i - 1].res;
-        memset(a->dnormed, 0, sizeof(real) * nBLD);
+        be->zero(a->dnormed, sizeof(real) * nBLD);
         if (c->mixer == NSSM_MIXER_MAMBA) {
             real *dy = a->g1, *dxs = a->g2, *ddelta = a->g3, *dz = a->g4, *ddtl = a->g5;
-            memset(dy, 0, sizeof(real) * nBLDi);
-            memset(dxs, 0, sizeof(real) * nBLDi);
-            memset(ddelta, 0, sizeof(real) * nBLDi);
-            memset(dz, 0, sizeof(real) * nBLDi);
-            memset(a->gB, 0, sizeof(real) * BL * N);
-            memset(a->gC, 0, sizeof(real) * BL * N);
-            memset(a->gK, 0, sizeof(real) * Di * N);
+            be->zero(dy, sizeof(real) * nBLDi);
+            be->zero(dxs, sizeof(real) * nBLDi);
+            be->zero(ddelta, sizeof(real) * nBLDi);
+            be->zero(dz, sizeof(real) * nBLDi);
+            be->zero(a->gB, sizeof(real) * BL * N);
+            be->zero(a->gC, sizeof(real) * BL * N);
+            be->zero(a->gK, sizeof(real) * Di * N);
             /* forward: mix = y @ out_proj^T */
             be->linear_backward(dy, gp->out_proj_w, NULL, a->dres, la->y, lp->out_proj_w, BL,
                                 Di, D);
@@ -854,9 +853,9 @@ static int backward(nssm_model *m, acts *a, int B)
             /* forward: A = -exp(A_log), so dA_log = dA * A */
             for (size_t k = 0; k < (size_t)Di * N; k++)
                 gp->A_log[k] += a->gK[k] * la->Aneg[k];
-            memset(ddtl, 0, sizeof(real) * nBLDi);
+            be->zero(ddtl, sizeof(real) * nBLDi);
             be->softplus_backward(ddtl, ddelta, la->dtl, nBLDi);
-            memset(a->gR, 0, sizeof(real) * BL * R);
+            be->zero(a->gR, sizeof(real) * BL * R);
             be->linear_backward(a->gR, gp->dt_proj_w, gp->dt_proj_b, ddtl, la->dtr,
                                 lp->dt_proj_w, BL, R, Di);
             be->linear_backward(dxs, gp->x_proj_w, NULL, a->gR, la->xs, lp->x_proj_w, BL, Di,
@@ -867,9 +866,9 @@ static int backward(nssm_model *m, acts *a, int B)
                                 lp->x_proj_w + (size_t)(R + N) * Di, BL, Di, N);
             real *dxc = ddelta, *dxin = dy; /* reuse: both are dead now */
             be->synchronize();
-            memset(dxc, 0, sizeof(real) * nBLDi);
+            be->zero(dxc, sizeof(real) * nBLDi);
             be->silu_backward(dxc, dxs, la->xc, nBLDi);
-            memset(dxin, 0, sizeof(real) * nBLDi);
+            be->zero(dxin, sizeof(real) * nBLDi);
             be->conv1d_backward(dxin, gp->conv_w, gp->conv_b, dxc, la->xin, lp->conv_w, B, L,
                                 Di, c->d_conv);
             be->linear_backward(a->dnormed, gp->in_proj_w, NULL, dxin, la->normed,
@@ -878,9 +877,9 @@ static int backward(nssm_model *m, acts *a, int B)
                                 la->normed, lp->in_proj_w + (size_t)Di * D, BL, D, Di);
         } else {
             real *da = a->g1, *dyc = a->g2;
-            memset(da, 0, sizeof(real) * nBLD);
-            memset(dyc, 0, sizeof(real) * nBLD);
-            memset(a->gK, 0, sizeof(real) * D * L);
+            be->zero(da, sizeof(real) * nBLD);
+            be->zero(dyc, sizeof(real) * nBLD);
+            be->zero(a->gK, sizeof(real) * D * L);
             /* forward: mix = ga * s, s = sigmoid(gb) */
             real *dga = a->g3, *dgb = a->g4;
             for (size_t k = 0; k < nBLD; k++) {
@@ -955,7 +954,7 @@ int nssm_model_loss(nssm_model *m, const double *win, const int64_t *cal0, int B
     *loss = pinball(&m->cfg, a, B, with_grad ? a->draw : NULL);
     if (!with_grad)
         return NSSM_OK;
-    memset(m->grads, 0, sizeof(real) * m->nparams);
+    m->be->zero(m->grads, sizeof(real) * m->nparams);
     if ((rc = backward(m, a, B)))
         return nssm_error_set(err, rc, "backward pass failed");
     return NSSM_OK;

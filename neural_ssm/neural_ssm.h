@@ -186,6 +186,14 @@ typedef struct nssm_backend {
     void (*release)(void *p);
     /* Waits for queued device work before the host touches shared memory (CPU: no-op). */
     int (*synchronize)(void);
+    /* Buffer housekeeping done where the buffers live, so that a step on a device never
+     * pulls activations over to the host just to clear or move them: zero-fill bytes,
+     * out = a + b (the residual stream), and a strided copy of `rows` rows of `width` bytes
+     * (pitches in bytes; the gather of the forecast positions and its backward). */
+    void (*zero)(void *p, size_t bytes);
+    void (*residual_forward)(nssm_real *out, const nssm_real *a, const nssm_real *b, size_t n);
+    void (*copy_rows)(void *dst, size_t dpitch, const void *src, size_t spitch, size_t width,
+                      size_t rows);
     void (*linear_forward)(nssm_real *, const nssm_real *, const nssm_real *,
                            const nssm_real *, int, int, int);
     void (*linear_backward)(nssm_real *, nssm_real *, nssm_real *, const nssm_real *,

@@ -20,7 +20,7 @@ if [ ! -f /usr/include/cmocka.h ] && [ -d _g1_cmocka ]; then
 fi
 cmake -S . -B $bdir -DSSMD_NEURAL_ONLY=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo > "$out/configure.log" 2>&1 \
   || { tail -30 "$out/configure.log"; exit 1; }
-cmake --build $bdir -j16 --target test_kernels bench_scan bench_train > "$out/build.log" 2>&1 \
+cmake --build $bdir -j16 --target test_kernels test_neural_device bench_scan bench_train > "$out/build.log" 2>&1 \
   || { grep -E "error|Error" "$out/build.log" | head -30; exit 1; }
 echo "== built"
 rc=0
@@ -28,6 +28,9 @@ if [ "$what" != bench ] && [ "$what" != profile ]; then
   echo "== test_kernels"
   ./$bdir/tests/kernels/test_kernels 2>&1 | tee "$out/test_kernels.log" | grep -E "OK|FAIL|SKIP|PASSED|device|error" ; rc=${PIPESTATUS[0]}
   echo "test_kernels exit $rc"
+  echo "== test_neural_device (whole training steps, GPU against CPU)"
+  ./$bdir/tests/neural/test_neural_device 2>&1 | tee "$out/test_neural_device.log" | grep -vE "^\[ RUN|^\[       OK"
+  s=${PIPESTATUS[0]}; echo "test_neural_device exit $s"; [ $s -ne 0 ] && rc=$s
   for tool in ${SAN_TOOLS-memcheck racecheck}; do
     echo "== compute-sanitizer --tool $tool"
     KERN_TEST_FILTER="${KERN_SAN_FILTER:-test_*}" timeout 400 compute-sanitizer --tool $tool --error-exitcode 3 \
