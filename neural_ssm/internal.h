@@ -30,6 +30,17 @@ typedef nssm_real real;
 #define real_fabs fabsf
 #endif
 
+/* NSSM_HOT marks the loops a forecast spends its time in. Where CMake found an x86-64
+ * build host with AVX2 (NSSM_CLONES), GCC builds such a function twice, for x86-64-v4
+ * (AVX-512) and for the file's own target, and the loader picks one by the CPU it runs
+ * on (target_clones, an ifunc): AVX-512 where the machine has it, AVX2 elsewhere and
+ * under valgrind, whose virtual CPU has no AVX-512. */
+#if defined(NSSM_CLONES) && defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
+#define NSSM_HOT __attribute__((target_clones("arch=x86-64-v4", "default")))
+#else
+#define NSSM_HOT
+#endif
+
 /* exp for the hot loops (the scan's exp(delta A), SiLU, the gates): Cephes' expf
  * polynomial after range reduction by ln 2, about 1 ulp on [-87, 88] (clamped outside),
  * written without calls or branches so the compiler vectorizes the loops around it.

@@ -129,7 +129,7 @@ void nssm_conv1d_backward(real *dinp, real *dw, real *dbias, const real *dout, c
 
 /* ---- elementwise ---------------------------------------------------------------------- */
 
-void nssm_silu_forward(real *out, const real *inp, size_t n)
+NSSM_HOT void nssm_silu_forward(real *out, const real *inp, size_t n)
 {
     for (size_t i = 0; i < n; i++)
         out[i] = inp[i] / (1 + nssm_exp(-inp[i]));
@@ -144,7 +144,7 @@ void nssm_silu_backward(real *dinp, const real *dout, const real *inp, size_t n)
     }
 }
 
-void nssm_softplus_forward(real *out, const real *inp, size_t n)
+NSSM_HOT void nssm_softplus_forward(real *out, const real *inp, size_t n)
 {
     for (size_t i = 0; i < n; i++)
         out[i] = nssm_softplus(inp[i]);

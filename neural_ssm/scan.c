@@ -31,13 +31,89 @@ static void transpose(real *dst, const real *src, int R, int C)
             dst[(size_t)c * R + r] = src[(size_t)r * C + c];
 }
 
+/* One work unit of the forward: sequence b, channels d0..d0+nd-1, all L steps. Built
+ * twice (NSSM_HOT): most of a forecast's time is here. */
+NSSM_HOT static void scan_forward_unit(real *y, const real *u, const real *delta, const real *At,
+                                       const real *Bm, const real *Cm, const real *Dskip,
+                                       const real *z, int b, int d0, int nd, int L, int D,
+                                       int N, real *ypre, real *hchk)
+{
+    const int NC = nchunks(L);
+    const size_t DN = (size_t)D * N;
+    real *h = calloc((size_t)N * nd, sizeof(real)); /* (N, nd): channels d0..d0+nd-1 */
+    if (!h) {
+        for (int t = 0; t < L; t++)
+            for (int d = d0; d < d0 + nd; d++)
+                y[((size_t)b * L + t) * D + d] = NAN;
+        return;
+    }
+    for (int t = 0; t < L; t++) {
+        size_t bt = (size_t)b * L + t;
+        if (hchk && t % NSSM_SCAN_CHUNK == 0) {
+            real *hc = hchk + ((size_t)b * NC + t / NSSM_SCAN_CHUNK) * DN;
+            for (int n = 0; n < N; n++)
+                for (int k = 0; k < nd; k++)
+                    hc[(size_t)(d0 + k) * N + n] = h[(size_t)n * nd + k];
+        }
+        const real *u_bt = u + bt * D + d0, *dl_bt = delta + bt * D + d0;
+        const real *B_bt = Bm + bt * N, *C_bt = Cm + bt * N;
+        real *y_bt = y + bt * D + d0;
+        /* tiles of SCAN_TILE channels: y accumulates in registers over n, the state
+         * rows h[n][tile] are independent loads and stores */
+        for (int k0 = 0; k0 < nd; k0 += SCAN_TILE) {
+            real acc[SCAN_TILE], dl[SCAN_TILE], dlu[SCAN_TILE];
+            const int kw = nd - k0 < SCAN_TILE ? nd - k0 : SCAN_TILE;
+            for (int j = 0; j < SCAN_TILE; j++) {
+                int k = k0 + (j < kw ? j : 0);
+                dl[j] = dl_bt[k];
+                dlu[j] = dl[j] * u_bt[k];
+                acc[j] = Dskip[d0 + k] * u_bt[k];
+            }
+            if (kw == SCAN_TILE) {
+                for (int n = 0; n < N; n++) {
+                    const real Bn = B_bt[n], Cn = C_bt[n];
+                    const real *A_n = At + (size_t)n * D + d0 + k0;
+                    real *h_n = h + (size_t)n * nd + k0;
+#ifdef _OPENMP
+#pragma omp simd
+#endif
+                    for (int j = 0; j < SCAN_TILE; j++) {
+                        h_n[j] = nssm_exp(dl[j] * A_n[j]) * h_n[j] + dlu[j] * Bn;
+                        acc[j] += Cn * h_n[j];
+                    }
+                }
+            } else {
+                for (int n = 0; n < N; n++) {
+                    const real Bn = B_bt[n], Cn = C_bt[n];
+                    const real *A_n = At + (size_t)n * D + d0 + k0;
+                    real *h_n = h + (size_t)n * nd + k0;
+                    for (int j = 0; j < kw; j++) {
+                        h_n[j] = nssm_exp(dl[j] * A_n[j]) * h_n[j] + dlu[j] * Bn;
+                        acc[j] += Cn * h_n[j];
+                    }
+                }
+            }
+            for (int j = 0; j < kw; j++)
+                y_bt[k0 + j] = acc[j];
+        }
+        if (z) {
+            const real *z_bt = z + bt * D + d0;
+            for (int k = 0; k < nd; k++) {
+                if (ypre)
+                    ypre[bt * D + d0 + k] = y_bt[k];
+                y_bt[k] *= z_bt[k] / (1 + nssm_exp(-z_bt[k]));
+            }
+        }
+    }
+    free(h);
+}
+
 void nssm_selective_scan_forward(real *y, const real *u, const real *delta, const real *A,
                                  const real *Bm, const real *Cm, const real *Dskip,
                                  const real *z, int B, int L, int D, int N, real *ypre,
                                  real *hchk, int threads)
 {
     (void)threads;
-    const int NC = nchunks(L);
     const size_t DN = (size_t)D * N;
     real *At = malloc(sizeof(real) * DN); /* (N, D) */
     if (!At) {
@@ -54,72 +130,7 @@ void nssm_selective_scan_forward(real *y, const real *u, const real *delta, cons
 #endif
     for (int unit = 0; unit < B * nblk; unit++) {
         const int b = unit / nblk, d0 = (unit % nblk) * DB, nd = D - d0 < DB ? D - d0 : DB;
-        real *h = calloc((size_t)N * nd, sizeof(real)); /* (N, nd): channels d0..d0+nd-1 */
-        if (!h) {
-            for (int t = 0; t < L; t++)
-                for (int d = d0; d < d0 + nd; d++)
-                    y[((size_t)b * L + t) * D + d] = NAN;
-            continue;
-        }
-        for (int t = 0; t < L; t++) {
-            size_t bt = (size_t)b * L + t;
-            if (hchk && t % NSSM_SCAN_CHUNK == 0) {
-                real *hc = hchk + ((size_t)b * NC + t / NSSM_SCAN_CHUNK) * DN;
-                for (int n = 0; n < N; n++)
-                    for (int k = 0; k < nd; k++)
-                        hc[(size_t)(d0 + k) * N + n] = h[(size_t)n * nd + k];
-            }
-            const real *u_bt = u + bt * D + d0, *dl_bt = delta + bt * D + d0;
-            const real *B_bt = Bm + bt * N, *C_bt = Cm + bt * N;
-            real *y_bt = y + bt * D + d0;
-            /* tiles of SCAN_TILE channels: y accumulates in registers over n, the state
-             * rows h[n][tile] are independent loads and stores */
-            for (int k0 = 0; k0 < nd; k0 += SCAN_TILE) {
-                real acc[SCAN_TILE], dl[SCAN_TILE], dlu[SCAN_TILE];
-                const int kw = nd - k0 < SCAN_TILE ? nd - k0 : SCAN_TILE;
-                for (int j = 0; j < SCAN_TILE; j++) {
-                    int k = k0 + (j < kw ? j : 0);
-                    dl[j] = dl_bt[k];
-                    dlu[j] = dl[j] * u_bt[k];
-                    acc[j] = Dskip[d0 + k] * u_bt[k];
-                }
-                if (kw == SCAN_TILE) {
-                    for (int n = 0; n < N; n++) {
-                        const real Bn = B_bt[n], Cn = C_bt[n];
-                        const real *A_n = At + (size_t)n * D + d0 + k0;
-                        real *h_n = h + (size_t)n * nd + k0;
-#ifdef _OPENMP
-#pragma omp simd
-#endif
-                        for (int j = 0; j < SCAN_TILE; j++) {
-                            h_n[j] = nssm_exp(dl[j] * A_n[j]) * h_n[j] + dlu[j] * Bn;
-                            acc[j] += Cn * h_n[j];
-                        }
-                    }
-                } else {
-                    for (int n = 0; n < N; n++) {
-                        const real Bn = B_bt[n], Cn = C_bt[n];
-                        const real *A_n = At + (size_t)n * D + d0 + k0;
-                        real *h_n = h + (size_t)n * nd + k0;
-                        for (int j = 0; j < kw; j++) {
-                            h_n[j] = nssm_exp(dl[j] * A_n[j]) * h_n[j] + dlu[j] * Bn;
-                            acc[j] += Cn * h_n[j];
-                        }
-                    }
-                }
-                for (int j = 0; j < kw; j++)
-                    y_bt[k0 + j] = acc[j];
-            }
-            if (z) {
-                const real *z_bt = z + bt * D + d0;
-                for (int k = 0; k < nd; k++) {
-                    if (ypre)
-                        ypre[bt * D + d0 + k] = y_bt[k];
-                    y_bt[k] *= z_bt[k] / (1 + nssm_exp(-z_bt[k]));
-                }
-            }
-        }
-        free(h);
+        scan_forward_unit(y, u, delta, At, Bm, Cm, Dskip, z, b, d0, nd, L, D, N, ypre, hchk);
     }
     free(At);
 }
