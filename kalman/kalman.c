@@ -374,28 +374,33 @@ static void sas(const int *row, const int *idx, const double *val, int m, const 
 }
 
 /* out[i][k] = g_i g_k A[src_i][src_k] (0 where a G row is missing): G A G' for G with at
- * most one entry per row, given as (src, val). */
+ * most one entry per row, given as (src, val). With `upper` only k >= i is written (the
+ * caller mirrors), half the work; the entries written are the same numbers either way. */
 static void gather_sandwich(int m, const int *src, const double *val, int nruns,
                             const int *runs, const double *runval, const double *A,
-                            double *out)
+                            double *out, int upper)
 {
     for (int i = 0; i < m; i++) {
         double *restrict o_i = out + (size_t)i * m;
+        const int kmin = upper ? i : 0;
         if (src[i] < 0) {
-            memset(o_i, 0, (size_t)m * sizeof(double));
+            memset(o_i + kmin, 0, (size_t)(m - kmin) * sizeof(double));
             continue;
         }
         const double *restrict a_i = A + (size_t)src[i] * m;
         const double gi = val[i];
         for (int r = 0; r < nruns; r++) {
             const int k0 = runs[3 * r], len = runs[3 * r + 1], s0 = runs[3 * r + 2];
+            const int skip = kmin > k0 ? kmin - k0 : 0; /* the run's part left of the diagonal */
+            if (skip >= len)
+                continue;
             if (s0 < 0) {
-                memset(o_i + k0, 0, (size_t)len * sizeof(double));
+                memset(o_i + k0 + skip, 0, (size_t)(len - skip) * sizeof(double));
                 continue;
             }
             /* gi * val_k * a: the same product order as (gi * val_k) * a for every k */
             const double g = gi * runval[r];
-            for (int k = 0; k < len; k++)
+            for (int k = skip; k < len; k++)
                 o_i[k0 + k] = g * a_i[s0 + k];
         }
     }
@@ -415,7 +420,7 @@ static void mirror_upper(int m, double *out)
 static void ge_tat(const kalman_workspace *ws, int m, const double *A, double *W, double *out)
 {
     const int nE = ws->nE;
-    gather_sandwich(m, ws->Gsrc, ws->Gval, ws->nGruns, ws->Gruns, ws->Grunval, A, out);
+    gather_sandwich(m, ws->Gsrc, ws->Gval, ws->nGruns, ws->Gruns, ws->Grunval, A, out, 1);
     for (int q = 0; q < nE; q++) {
         double *restrict y = W + (size_t)q * m, *restrict z = W + (size_t)(nE + q) * m;
         /* y = A t_q = sum_e t_qe A[idx_e, :] (A symmetric) */
@@ -437,10 +442,11 @@ static void ge_tat(const kalman_workspace *ws, int m, const double *A, double *W
         const int r = ws->Erow[q];
         const double *z = W + (size_t)(nE + q) * m;
         double *o_r = out + (size_t)r * m;
-        for (int k = 0; k < m; k++) { /* row r and column r */
+        /* row r and column r, upper triangle only (mirrored below) */
+        for (int k = r; k < m; k++)
             o_r[k] += z[k];
+        for (int k = 0; k <= r; k++)
             out[(size_t)k * m + r] += z[k];
-        }
     }
     for (int q = 0; q < nE; q++) /* the E x E block: t_q' A t_q', one value for both */
         for (int q2 = q; q2 < nE; q2++) {
@@ -452,8 +458,8 @@ static void ge_tat(const kalman_workspace *ws, int m, const double *A, double *W
             if (q2 != q)
                 out[(size_t)ws->Erow[q2] * m + ws->Erow[q]] += c;
         }
-    /* exactly symmetric without a mirror when A is: G A G' entries are (g_i g_k) a_ik in
-     * both triangles, and row r / column r receive the same z_q values in the same order */
+    /* only the upper triangle was formed (half the stores); the lower is its copy */
+    mirror_upper(m, out);
 }
 
 /* T' A T = G' A G + sum_q (d_q t_q' + t_q d_q'), d_q = G' A e_q + 0.5 sum_q' A_qq' t_q'
@@ -461,7 +467,7 @@ static void ge_tat(const kalman_workspace *ws, int m, const double *A, double *W
 static void ge_ttat(const kalman_workspace *ws, int m, const double *A, double *W, double *out)
 {
     const int nE = ws->nE;
-    gather_sandwich(m, ws->Gtsrc, ws->Gtval, ws->nGtruns, ws->Gtruns, ws->Gtrunval, A, out);
+    gather_sandwich(m, ws->Gtsrc, ws->Gtval, ws->nGtruns, ws->Gtruns, ws->Gtrunval, A, out, 1);
     for (int q = 0; q < nE; q++) {
         double *restrict d = W + (size_t)q * m;
         const double *a_q = A + (size_t)ws->Erow[q] * m; /* A e_q = row q (symmetric) */
@@ -479,9 +485,10 @@ static void ge_ttat(const kalman_workspace *ws, int m, const double *A, double *
             const int j = ws->Eidx[e];
             const double v = ws->Eval[e];
             double *restrict o_j = out + (size_t)j * m;
-            for (int i = 0; i < m; i++) /* row j: t_q d_q' */
+            /* only the upper triangle: mirror_upper below overwrites the rest */
+            for (int i = j; i < m; i++) /* row j: t_q d_q' */
                 o_j[i] += v * d[i];
-            for (int i = 0; i < m; i++) /* column j: d_q t_q' */
+            for (int i = 0; i <= j; i++) /* column j: d_q t_q' */
                 out[(size_t)i * m + j] += d[i] * v;
         }
     }
