@@ -385,14 +385,27 @@ int kalman_filter(const kalman_ssm *s, const double *y, size_t n, kalman_state *
             const double *restrict pn = Pnew, *restrict q = ws->RQR;
             double *restrict pp = P;
             if (check) {
-                big = 0.0;
-                for (size_t j = 0; j < mm; j++) {
+                /* four partial sums each, which vectorize (one running sum would not:
+                 * C keeps the order of the additions) */
+                double d4[4] = {0.0, 0.0, 0.0, 0.0}, b4[4] = {0.0, 0.0, 0.0, 0.0};
+                size_t j = 0;
+                for (; j + 4 <= mm; j += 4)
+                    for (int l = 0; l < 4; l++) {
+                        double x = pn[j + l] + q[j + l];
+                        double dj = x - pp[j + l];
+                        d4[l] += dj * dj;
+                        b4[l] += x * x;
+                        pp[j + l] = x;
+                    }
+                for (; j < mm; j++) {
                     double x = pn[j] + q[j];
                     double dj = x - pp[j];
-                    diff += dj * dj;
-                    big += x * x;
+                    d4[0] += dj * dj;
+                    b4[0] += x * x;
                     pp[j] = x;
                 }
+                diff = (d4[0] + d4[1]) + (d4[2] + d4[3]);
+                big = (b4[0] + b4[1]) + (b4[2] + b4[3]);
             } else {
                 for (size_t j = 0; j < mm; j++)
                     pp[j] = pn[j] + q[j];
