@@ -38,6 +38,13 @@ if [ "$what" != bench ] && [ "$what" != profile ]; then
     s=$?; echo "$tool exit $s"; grep -E "ERROR SUMMARY|RACECHECK SUMMARY|FAILED|Error" "$out/sanitizer_$tool.log" | head -8
     [ $s -ne 0 ] && rc=$s
   done
+  if [ -n "${SAN_TOOLS-memcheck racecheck}" ]; then
+    echo "== compute-sanitizer --tool memcheck test_neural_device"
+    timeout 400 compute-sanitizer --tool memcheck --error-exitcode 3 \
+      ./$bdir/tests/neural/test_neural_device > "$out/sanitizer_neural_device.log" 2>&1
+    s=$?; echo "memcheck (neural device) exit $s"; grep -E "ERROR SUMMARY|FAILED|PASSED" "$out/sanitizer_neural_device.log" | head -4
+    [ $s -ne 0 ] && rc=$s
+  fi
 fi
 if [ "$what" = profile ]; then
   echo "== ncu"
