@@ -189,6 +189,77 @@ __global__ void sumsq_kernel(double *out, const float *x, size_t n)
     }
 }
 
+/* The forecaster's quantile head, one thread a row of Q (<= 32) values. */
+__device__ __forceinline__ float softplus_(float x) { return x > 20.0f ? x : log1pf(expf(x)); }
+
+__global__ void quantile_head_kernel(float *q, const float *raw, size_t rows, int Q, int mid)
+{
+    for (size_t r = blockIdx.x * (size_t)blockDim.x + threadIdx.x; r < rows; r += (size_t)gridDim.x * blockDim.x) {
+        const float *rw = raw + r * Q;
+        float *qr = q + r * Q;
+        float v = rw[mid];
+        qr[mid] = v;
+        for (int j = mid + 1; j < Q; j++)
+            qr[j] = v = v + softplus_(rw[j]);
+        v = qr[mid];
+        for (int j = mid - 1; j >= 0; j--)
+            qr[j] = v = v - softplus_(rw[j]);
+    }
+}
+
+struct quantile_levels {
+    float tau[KERN_MAX_QUANTILES];
+};
+
+/* Pinball loss and dL/draw, one thread a (b, position, step) row: the row's loss in double,
+ * summed per block and added to *loss; the gradient through the head's transform as the
+ * CPU's nssm_pinball_backward. */
+__global__ void pinball_kernel(float *draw, double *loss, const float *raw, const float *q,
+                               const float *tgt, quantile_levels lv, int B, int P, int H, int Q,
+                               int L, int mid, float scale)
+{
+    __shared__ double part[THREADS / 32];
+    const size_t rows = (size_t)B * P * H;
+    double s = 0.0;
+    for (size_t r = blockIdx.x * (size_t)blockDim.x + threadIdx.x; r < rows; r += (size_t)gridDim.x * blockDim.x) {
+        const int h = (int)(r % H), pp = (int)((r / H) % P), b = (int)(r / ((size_t)H * P));
+        const float y = tgt[(size_t)b * (L + H) + (L - P) + pp + 1 + h];
+        const float *qr = q + r * Q, *rw = raw + r * Q;
+        float d[KERN_MAX_QUANTILES];
+        const bool ok = !isnan(y);
+        for (int j = 0; j < Q; j++) {
+            const float u = y - qr[j], ind = u < 0.0f ? 1.0f : 0.0f;
+            if (ok)
+                s += (double)u * (double)(lv.tau[j] - ind);
+            d[j] = ok ? -(lv.tau[j] - ind) * scale : 0.0f;
+        }
+        if (!draw)
+            continue;
+        float *dr = draw + r * Q, up = 0.0f, down = 0.0f;
+        for (int j = Q - 1; j > mid; j--) {
+            up += d[j];
+            dr[j] = up * sigmoid_(rw[j]);
+        }
+        for (int j = 0; j < mid; j++) {
+            down += d[j];
+            dr[j] = -down * sigmoid_(rw[j]);
+        }
+        dr[mid] = d[mid] + (up + down);
+    }
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1)
+        s += __shfl_xor_sync(0xffffffffu, s, o);
+    if ((threadIdx.x & 31) == 0)
+        part[threadIdx.x / 32] = s;
+    __syncthreads();
+    if (threadIdx.x == 0) {
+        double t = 0.0;
+        for (int k = 0; k < (int)(blockDim.x / 32); k++)
+            t += part[k];
+        atomicAdd(loss, t);
+    }
+}
+
 __global__ void bias_broadcast_kernel(float *out, const float *bias, int rows, int cols)
 {
     const size_t n = (size_t)rows * cols;
@@ -476,6 +547,45 @@ extern "C" int kern_sumsq(kern_ctx *ctx, double *out, const float *x, size_t n, 
         KERN_LAUNCHED("sumsq_kernel", err);
     }
     return kern_download(ctx, out, acc, sizeof(double), err);
+}
+
+extern "C" int kern_quantile_head_forward(kern_ctx *ctx, float *q, const float *raw,
+                                          size_t rows, int Q, int mid, kern_error *err)
+{
+    if (int rc = need(err, "kern_quantile_head_forward",
+                      ctx && q && raw && Q >= 1 && Q <= KERN_MAX_QUANTILES && mid >= 0 && mid < Q))
+        return rc;
+    GRID_STRIDE(quantile_head_kernel, rows, q, raw, rows, Q, mid);
+}
+
+extern "C" int kern_pinball_backward(kern_ctx *ctx, float *draw, double *loss, const float *raw,
+                                     const float *q, const float *tgt, const double *taus, int B,
+                                     int P, int H, int Q, int L, int mid, double scale,
+                                     kern_error *err)
+{
+    if (int rc = need(err, "kern_pinball_backward",
+                      ctx && loss && raw && q && tgt && taus && B >= 0 && P >= 1 && P <= L &&
+                          H >= 1 && Q >= 1 && Q <= KERN_MAX_QUANTILES && mid >= 0 && mid < Q))
+        return rc;
+    quantile_levels lv;
+    for (int j = 0; j < Q; j++)
+        lv.tau[j] = (float)taus[j];
+    double *acc;
+    int rc = kern_workspace(ctx, sizeof(double), (void **)&acc, err);
+    if (rc)
+        return rc;
+    KERN_CUDA(cudaMemsetAsync(acc, 0, sizeof(double), ctx->stream), err);
+    const size_t rows = (size_t)B * P * H;
+    if (rows) {
+        pinball_kernel<<<blocks_for(rows), THREADS, 0, ctx->stream>>>(draw, acc, raw, q, tgt, lv, B, P,
+                                                                      H, Q, L, mid, (float)scale);
+        KERN_LAUNCHED("pinball_kernel", err);
+    }
+    double total;
+    if ((rc = kern_download(ctx, &total, acc, sizeof(double), err)))
+        return rc;
+    *loss = total * scale;
+    return KERN_OK;
 }
 
 extern "C" int kern_bias_broadcast(kern_ctx *ctx, float *out, const float *bias, int rows,

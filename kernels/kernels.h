@@ -165,6 +165,17 @@ int kern_conv1d_backward(kern_ctx *ctx, float *dinp, float *dw, float *dbias, co
                          const float *inp, const float *w, int B, int L, int C, int K,
                          kern_error *err);
 
+/* The forecaster's quantile head and its loss, the mirrors of neural_ssm's
+ * nssm_quantile_head_forward and nssm_pinball_backward (see neural_ssm.h): q (rows, Q) from
+ * raw; the pinball loss of q against tgt (B, L + H) times scale into *loss (host), and, with
+ * draw != NULL, its gradient with respect to raw (written). Q <= KERN_MAX_QUANTILES. */
+#define KERN_MAX_QUANTILES 32
+int kern_quantile_head_forward(kern_ctx *ctx, float *q, const float *raw, size_t rows, int Q,
+                               int mid, kern_error *err);
+int kern_pinball_backward(kern_ctx *ctx, float *draw, double *loss, const float *raw,
+                          const float *q, const float *tgt, const double *taus, int B, int P,
+                          int H, int Q, int L, int mid, double scale, kern_error *err);
+
 /* AdamW (PyTorch's torch.optim.AdamW, decoupled decay), step t >= 1, on n parameters:
  *   g = grad * grad_scale (e.g. a clipping factor)
  *   m = b1 m + (1-b1) g;  v = b2 v + (1-b2) g^2

@@ -19,6 +19,7 @@
  * filled in kernels/' own layout, (B, ceil(L/KERN_SCAN_CHUNK), N, D), which is smaller; the
  * CUDA backward recomputes y before gating itself, so ypre is left unwritten.
  */
+#include <math.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <string.h>
@@ -138,6 +139,26 @@ static void cuda_copy_rows(void *dst, size_t dpitch, const void *src, size_t spi
 {
     kern_error e;
     note(kern_copy_rows(ctx(), dst, dpitch, src, spitch, width, rows, &e));
+}
+
+static void cuda_quantile_head_forward(real *q, const real *raw, size_t rows, int Q, int mid)
+{
+    kern_error e;
+    note(kern_quantile_head_forward(ctx(), q, raw, rows, Q, mid, &e));
+}
+
+/* The loss comes back through the return value; a failure makes it NaN (and is reported by
+ * the next synchronize(), as for the void operations). */
+static double cuda_pinball_backward(real *draw, const real *raw, const real *q, const real *tgt,
+                                    const double *taus, int B, int P, int H, int Q, int L,
+                                    int mid, double scale)
+{
+    kern_error e;
+    double loss = NAN;
+    if (note(kern_pinball_backward(ctx(), draw, &loss, raw, q, tgt, taus, B, P, H, Q, L, mid,
+                                   scale, &e)))
+        return NAN;
+    return loss;
 }
 
 static void cuda_linear_forward(real *out, const real *inp, const real *w, const real *bias,
@@ -330,6 +351,8 @@ const nssm_backend nssm_backend_cuda = {
     .zero = cuda_zero,
     .residual_forward = cuda_residual_forward,
     .copy_rows = cuda_copy_rows,
+    .quantile_head_forward = cuda_quantile_head_forward,
+    .pinball_backward = cuda_pinball_backward,
     .linear_forward = cuda_linear_forward,
     .linear_backward = cuda_linear_backward,
     .rmsnorm_forward = cuda_rmsnorm_forward,

@@ -169,3 +169,59 @@ void nssm_residual_backward(real *da, real *db, const real *dout, size_t n)
         db[i] += dout[i];
     }
 }
+
+void nssm_quantile_head_forward(real *q_out, const real *raw_in, size_t rows, int Q, int mid)
+{
+    for (size_t r = 0; r < rows; r++) {
+        const real *raw = raw_in + r * Q;
+        real *q = q_out + r * Q;
+        q[mid] = raw[mid];
+        for (int j = mid + 1; j < Q; j++)
+            q[j] = q[j - 1] + nssm_softplus(raw[j]);
+        for (int j = mid - 1; j >= 0; j--)
+            q[j] = q[j + 1] - nssm_softplus(raw[j]);
+    }
+}
+
+double nssm_pinball_backward(real *draw, const real *raw, const real *q, const real *tgt,
+                             const double *taus, int B, int P, int H, int Q, int L, int mid,
+                             double scale)
+{
+    const int t0 = L - P;
+    double total = 0;
+    for (int b = 0; b < B; b++)
+        for (int pp = 0; pp < P; pp++)
+            for (int h = 0; h < H; h++) {
+                const size_t r = (((size_t)b * P + pp) * H + h) * Q;
+                const double y = tgt[(size_t)b * (L + H) + t0 + pp + 1 + h];
+                real *d = draw ? draw + r : NULL;
+                if (isnan(y)) {
+                    if (d)
+                        memset(d, 0, sizeof(real) * Q);
+                    continue;
+                }
+                for (int j = 0; j < Q; j++) {
+                    double tau = taus[j], u = y - q[r + j];
+                    double ind = u < 0 ? 1 : 0;
+                    total += u * (tau - ind);
+                    if (d)
+                        d[j] = (real)(-(tau - ind) * scale);
+                }
+                if (!d)
+                    continue;
+                /* dL/dq into dL/draw in place: above mid every q_k, k >= j, depends on
+                 * raw_j with slope sigmoid(raw_j); below mid the same with a minus sign */
+                const real *rw = raw + r;
+                real up = 0, down = 0;
+                for (int j = Q - 1; j > mid; j--) {
+                    up += d[j];
+                    d[j] = up / (1 + real_exp(-rw[j]));
+                }
+                for (int j = 0; j < mid; j++) {
+                    down += d[j];
+                    d[j] = -down / (1 + real_exp(-rw[j]));
+                }
+                d[mid] += up + down;
+            }
+    return total * scale;
+}

@@ -155,6 +155,7 @@ typedef struct acts {
     real *mix;                   /* (B, L, D) mixer output before the residual add */
     real *hP, *rstdf, *normf;    /* (B, P, D), (B, P), (B, P, D) */
     real *raw, *q;               /* (B, P, H Q) */
+    real *tgt;                   /* (B, L + H) wn below, in the backend's memory (targets) */
     /* backward scratch */
     real *dres, *dnormed;        /* (B, L, D) */
     real *g1, *g2, *g3, *g4, *g5; /* (B, L, max(Di, D)) */
@@ -237,6 +238,7 @@ static size_t acts_layout(const nssm_config *c, acts *a, int B, int P, int grad,
     a->normf = take(&cur, &tot, (size_t)B * P * D, r);
     a->raw = take(&cur, &tot, (size_t)B * P * HQ, r);
     a->q = take(&cur, &tot, (size_t)B * P * HQ, r);
+    a->tgt = take(&cur, &tot, (size_t)B * (L + c->horizon), r);
     if (grad) {
         a->dres = take(&cur, &tot, BL * D, r);
         a->dnormed = take(&cur, &tot, BL * D, r);
@@ -733,53 +735,31 @@ static int forward(const nssm_config *c, const nssm_backend *be, const net_param
                   sizeof(real) * P * D, B);
     be->rmsnorm_forward(a->normf, a->rstdf, a->hP, p->normf_w, B * P, D, eps);
     be->linear_forward(a->raw, a->normf, p->head_w, p->head_b, B * P, D, H * Q);
+    /* monotone quantiles (nssm_quantile_head_forward) */
+    be->quantile_head_forward(a->q, a->raw, (size_t)B * P * H, Q, mid);
     be->synchronize();
-    /* monotone quantiles: q_mid = raw_mid, q_j = q_{j-1} + softplus(raw_j) above the
-     * median, q_j = q_{j+1} - softplus(raw_j) below */
-    for (size_t r = 0; r < (size_t)B * P * H; r++) {
-        const real *raw = a->raw + r * Q;
-        real *q = a->q + r * Q;
-        q[mid] = raw[mid];
-        for (int j = mid + 1; j < Q; j++)
-            q[j] = q[j - 1] + nssm_softplus(raw[j]);
-        for (int j = mid - 1; j >= 0; j--)
-            q[j] = q[j + 1] - nssm_softplus(raw[j]);
-    }
     return NSSM_OK;
 }
 
 /* Mean pinball loss over the valid (b, position, step) targets and the Q levels; fills
  * dq (same layout as q) with its gradient when dq != NULL. */
-static double pinball(const nssm_config *c, const acts *a, int B, real *dq)
+static double pinball(const nssm_config *c, const nssm_backend *be, const acts *a, int B,
+                      real *dq)
 {
     const int L = c->context, H = c->horizon, Q = c->nq, P = a->P, t0 = L - P;
-    double total = 0;
     size_t count = 0;
     for (int b = 0; b < B; b++)
         for (int pp = 0; pp < P; pp++)
             for (int h = 0; h < H; h++)
                 count += !isnan(a->wn[(size_t)b * (L + H) + t0 + pp + 1 + h]);
-    if (dq)
-        memset(dq, 0, sizeof(real) * B * P * H * Q);
-    if (count == 0)
+    if (count == 0) {
+        if (dq)
+            be->zero(dq, sizeof(real) * B * P * H * Q);
         return 0;
+    }
     const double scale = 1.0 / ((double)count * Q);
-    for (int b = 0; b < B; b++)
-        for (int pp = 0; pp < P; pp++)
-            for (int h = 0; h < H; h++) {
-                double y = a->wn[(size_t)b * (L + H) + t0 + pp + 1 + h];
-                if (isnan(y))
-                    continue;
-                size_t r = (((size_t)b * P + pp) * H + h) * Q;
-                for (int j = 0; j < Q; j++) {
-                    double tau = c->quantiles[j], u = y - a->q[r + j];
-                    double ind = u < 0 ? 1 : 0;
-                    total += u * (tau - ind);
-                    if (dq)
-                        dq[r + j] = (real)(-(tau - ind) * scale);
-                }
-            }
-    return total * scale;
+    return be->pinball_backward(dq, a->raw, a->q, a->tgt, c->quantiles, B, P, H, Q, L,
+                                median_index(c), scale);
 }
 
 static int backward(nssm_model *m, acts *a, int B)
@@ -790,27 +770,11 @@ static int backward(nssm_model *m, acts *a, int B)
     net_params *g = &m->g;
     const int L = c->context, D = c->d_model, F = nssm_config_features(c), N = c->d_state;
     const int Di = c->expand * D, R = dt_rank_of(c), H = c->horizon, Q = c->nq, P = a->P;
-    const int BL = B * L, mid = median_index(c), threads = m->threads;
+    const int BL = B * L, threads = m->threads;
     const size_t nBLD = (size_t)BL * D, nBLDi = (size_t)BL * Di;
     int rc;
 
-    /* a->draw holds dL/dq on entry; turn it into dL/draw in place.
-     * forward: q_j = q_{j-1} + softplus(raw_j) above mid, so every q_k, k >= j depends on
-     * raw_j with slope sigmoid(raw_j); below mid the same with a minus sign. */
-    for (size_t r = 0; r < (size_t)B * P * H; r++) {
-        const real *raw = a->raw + r * Q;
-        real *d = a->draw + r * Q;
-        real up = 0, down = 0;
-        for (int j = Q - 1; j > mid; j--) {
-            up += d[j];
-            d[j] = up / (1 + real_exp(-raw[j]));
-        }
-        for (int j = 0; j < mid; j++) {
-            down += d[j];
-            d[j] = -down / (1 + real_exp(-raw[j]));
-        }
-        d[mid] += up + down;
-    }
+    /* a->draw holds dL/draw on entry (pinball) */
     be->zero(a->dnormf, sizeof(real) * B * P * D);
     be->zero(a->dhP, sizeof(real) * B * P * D);
     be->linear_backward(a->dnormf, g->head_w, g->head_b, a->draw, a->normf, p->head_w, B * P,
@@ -934,6 +898,8 @@ static void prepare_batch(const nssm_config *c, acts *a, const double *win, cons
         prepare_window(c, win + (size_t)b * (L + H), cal0 ? cal0[b] : 0,
                        a->feat + (size_t)b * L * F, &a->mu[b], &a->sigma[b],
                        a->wn + (size_t)b * (L + H));
+    for (size_t i = 0; i < (size_t)B * (L + H); i++) /* the targets, where the loss runs */
+        a->tgt[i] = (real)a->wn[i];
 }
 
 int nssm_model_loss(nssm_model *m, const double *win, const int64_t *cal0, int B,
@@ -951,7 +917,7 @@ int nssm_model_loss(nssm_model *m, const double *win, const int64_t *cal0, int B
     prepare_batch(&m->cfg, a, win, cal0, B);
     if ((rc = forward(&m->cfg, m->be, &m->p, a, B, m->threads)))
         return nssm_error_set(err, rc, "forward pass failed");
-    *loss = pinball(&m->cfg, a, B, with_grad ? a->draw : NULL);
+    *loss = pinball(&m->cfg, m->be, a, B, with_grad ? a->draw : NULL);
     if (!with_grad)
         return NSSM_OK;
     m->be->zero(m->grads, sizeof(real) * m->nparams);
@@ -971,7 +937,7 @@ int nssm_model_eval_loss(nssm_model *m, const double *win, const int64_t *cal0, 
     prepare_batch(&m->cfg, &m->eval, win, cal0, B);
     if ((rc = forward(&m->cfg, m->be, &m->p, &m->eval, B, m->threads)))
         return nssm_error_set(err, rc, "forward pass failed");
-    *loss = pinball(&m->cfg, &m->eval, B, NULL);
+    *loss = pinball(&m->cfg, m->be, &m->eval, B, NULL);
     return NSSM_OK;
 }
 

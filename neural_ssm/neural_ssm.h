@@ -95,6 +95,19 @@ void nssm_softplus_backward(nssm_real *dinp, const nssm_real *dout, const nssm_r
 void nssm_residual_forward(nssm_real *out, const nssm_real *a, const nssm_real *b, size_t n);
 void nssm_residual_backward(nssm_real *da, nssm_real *db, const nssm_real *dout, size_t n);
 
+/* The forecaster's quantile head. Rows of Q raw outputs, median index mid:
+ * q_mid = raw_mid, q_j = q_{j-1} + softplus(raw_j) above it, q_j = q_{j+1} - softplus(raw_j)
+ * below (monotone quantiles). */
+void nssm_quantile_head_forward(nssm_real *q, const nssm_real *raw, size_t rows, int Q, int mid);
+/* Pinball loss of the quantiles q (B, P, H, Q) against the normalised window tgt (B, L + H;
+ * position p, step h targets tgt[b, L - P + p + 1 + h], NaN: no target): the sum over the
+ * valid targets and the Q levels taus[] of u (tau - [u < 0]), u = y - q, times scale (the
+ * caller's 1 / (count Q)). With draw != NULL also its gradient with respect to the raw head
+ * outputs (through the head's transform), written, not accumulated. */
+double nssm_pinball_backward(nssm_real *draw, const nssm_real *raw, const nssm_real *q,
+                             const nssm_real *tgt, const double *taus, int B, int P, int H,
+                             int Q, int L, int mid, double scale);
+
 /* ---- selective scan (Mamba) — THE CONTRACT shared with kernels/ ---------------------
  *
  * Row-major float32 (nssm_real), both the CPU path here and the CUDA path in kernels/:
@@ -194,6 +207,11 @@ typedef struct nssm_backend {
     void (*residual_forward)(nssm_real *out, const nssm_real *a, const nssm_real *b, size_t n);
     void (*copy_rows)(void *dst, size_t dpitch, const void *src, size_t spitch, size_t width,
                       size_t rows);
+    /* the quantile head and its loss (nssm_quantile_head_forward, nssm_pinball_backward) */
+    void (*quantile_head_forward)(nssm_real *, const nssm_real *, size_t, int, int);
+    double (*pinball_backward)(nssm_real *, const nssm_real *, const nssm_real *,
+                               const nssm_real *, const double *, int, int, int, int, int, int,
+                               double);
     void (*linear_forward)(nssm_real *, const nssm_real *, const nssm_real *,
                            const nssm_real *, int, int, int);
     void (*linear_backward)(nssm_real *, nssm_real *, nssm_real *, const nssm_real *,
