@@ -42,7 +42,7 @@ void nssm_linear_backward(real *dinp, real *dw, real *dbias, const real *dout, c
 
 /* ---- RMSNorm ------------------------------------------------------------------------ */
 
-void nssm_rmsnorm_forward(real *out, real *rstd, const real *inp, const real *w, int BT, int C,
+NSSM_HOT void nssm_rmsnorm_forward(real *out, real *rstd, const real *inp, const real *w, int BT, int C,
                           real eps)
 {
     for (int i = 0; i < BT; i++) {
@@ -82,7 +82,7 @@ void nssm_rmsnorm_backward(real *dinp, real *dw, const real *dout, const real *i
 
 /* ---- causal depthwise Conv1d ----------------------------------------------------------- */
 
-void nssm_conv1d_forward(real *out, const real *inp, const real *w, const real *bias, int B,
+NSSM_HOT void nssm_conv1d_forward(real *out, const real *inp, const real *w, const real *bias, int B,
                          int L, int C, int K)
 {
     for (int b = 0; b < B; b++) {
