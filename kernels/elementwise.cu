@@ -169,12 +169,11 @@ __global__ void adamw_kernel(float *p, const float *grad, float *m, float *v, si
     }
 }
 
-__global__ void sumsq_kernel(double *out, const float *x, size_t n)
+/* Adds the sum of every thread's s over the block to *out (one atomic a block). Every
+ * thread of the block (THREADS of them) must call it. */
+__device__ void block_sum_add(double *out, double s)
 {
     __shared__ double part[THREADS / 32];
-    double s = 0.0;
-    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x)
-        s += (double)x[i] * x[i];
 #pragma unroll
     for (int o = 16; o > 0; o >>= 1)
         s += __shfl_xor_sync(0xffffffffu, s, o);
@@ -187,6 +186,14 @@ __global__ void sumsq_kernel(double *out, const float *x, size_t n)
             t += part[k];
         atomicAdd(out, t);
     }
+}
+
+__global__ void sumsq_kernel(double *out, const float *x, size_t n)
+{
+    double s = 0.0;
+    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x)
+        s += (double)x[i] * x[i];
+    block_sum_add(out, s);
 }
 
 /* The forecaster's quantile head, one thread a row of Q (<= 32) values. */
@@ -218,7 +225,6 @@ __global__ void pinball_kernel(float *draw, double *loss, const float *raw, cons
                                const float *tgt, quantile_levels lv, int B, int P, int H, int Q,
                                int L, int mid, float scale)
 {
-    __shared__ double part[THREADS / 32];
     const size_t rows = (size_t)B * P * H;
     double s = 0.0;
     for (size_t r = blockIdx.x * (size_t)blockDim.x + threadIdx.x; r < rows; r += (size_t)gridDim.x * blockDim.x) {
@@ -246,18 +252,7 @@ __global__ void pinball_kernel(float *draw, double *loss, const float *raw, cons
         }
         dr[mid] = d[mid] + (up + down);
     }
-#pragma unroll
-    for (int o = 16; o > 0; o >>= 1)
-        s += __shfl_xor_sync(0xffffffffu, s, o);
-    if ((threadIdx.x & 31) == 0)
-        part[threadIdx.x / 32] = s;
-    __syncthreads();
-    if (threadIdx.x == 0) {
-        double t = 0.0;
-        for (int k = 0; k < (int)(blockDim.x / 32); k++)
-            t += part[k];
-        atomicAdd(loss, t);
-    }
+    block_sum_add(loss, s);
 }
 
 __global__ void bias_broadcast_kernel(float *out, const float *bias, int rows, int cols)

@@ -533,48 +533,7 @@ scan_backward_kernel(T *__restrict__ du, T *__restrict__ ddelta, float *__restri
 
     auto nsub_of = [&](int c) { return (min(CHUNK, L - c * CHUNK) + SUB - 1) / SUB; };
     int pc = NC - 1, pi = 0, pseq = 0; /* the next sub-tile to fetch */
-    /* The common case (float32, 16-byte copies, N = 16, 4 warps) has a fixed map from
-     * thread to copies, worked out here once: a (SUB, 32) tile is 64 float4, a (SUB, N)
-     * tile 32. Threads 0-63 fetch u (and z), 64-127 delta (and dy), 0-31 B, 32-63 C.
-     * The generic loops below cost about 130 instructions a thread per fetch, this path
-     * about 30; the fetches were a sixth of the kernel's instructions. */
-    constexpr bool FIXED = std::is_same<T, float>::value && VEC && NT == 16 && S == 4;
-    static_assert(!FIXED || SUB == 8, "the fixed copy map assumes 8-step sub-tiles");
-    const int ft = threadIdx.x, fe = ft & 63, fr = fe >> 3, fcol = (fe & 7) * 4;
-    const bool flo = ft < 64, fcok = fcol < D - d0;
-    const T *fsrc1 = flo ? u : delta, *fsrc2 = flo ? z : dy;
-    const int fdst1 = (flo ? 0 : SUB * 32) + fr * 32 + fcol;
-    const int fdst2 = (flo ? 2 * SUB * 32 : 3 * SUB * 32) + fr * 32 + fcol;
-    const int fb = (ft & 31) * 4, fbrow = (ft & 31) >> 2; /* B/C: float4 index, its row */
     auto issue = [&]() {
-        if constexpr (FIXED) {
-            if (pc >= 0) {
-                const int ns = nsub_of(pc);
-                const bool rev = pi >= ns - 1;
-                const int j = rev ? 2 * (ns - 1) - pi : pi;
-                const int t0 = pc * CHUNK + j * SUB;
-                T *sl = slots + (pseq % BWD_STAGES) * se;
-                const int rv = min(SUB, L - t0);
-                const bool rok = fr < rv && fcok;
-                const size_t off = ((size_t)b * L + t0 + (rok ? fr : 0)) * D + d0 + (rok ? fcol : 0);
-                cp16(sl + fdst1, fsrc1 + off, rok);
-                if (rev && (HAS_Z || !flo))
-                    cp16(sl + fdst2, fsrc2 + off, rok);
-                const size_t offn = ((size_t)b * L + t0) * 16 + fb;
-                const bool bok = fbrow < rv;
-                if (ft < 32)
-                    cp16(sl + 4 * SUB * 32 + fb, Bm + (bok ? offn : 0), bok);
-                else if (ft < 64 && rev)
-                    cp16(sl + 4 * SUB * 32 + SUB * 16 + fb, Cm + (bok ? offn : 0), bok);
-                if (++pi == 2 * ns - 1) {
-                    pc--;
-                    pi = 0;
-                }
-            }
-            pseq++;
-            cp_commit();
-            return;
-        }
         if (pc >= 0) {
             const int ns = nsub_of(pc);
             const bool rev = pi >= ns - 1;

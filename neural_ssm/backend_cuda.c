@@ -10,10 +10,10 @@
  * first use, and the first error a void operation met, reported by the next synchronize()
  * (the table has no error channel for void operations). Use one model per thread at a time;
  * the context serialises everything on one stream. Every operation waits for its work
- * before returning (see note()). Clearing, the residual stream and the gathers run here
- * too (zero, residual_forward, copy_rows), so the large activations stay on the device;
- * what the host still touches per step is small (features, the head's quantile outputs
- * and loss, A = -exp(A_log), the optimiser over the parameters).
+ * before returning (see note()). Clearing, the residual stream, the gathers, the quantile
+ * head and the loss run here too, so the activations stay on the device; what the host
+ * still touches per step is small (window features and targets, A = -exp(A_log), the
+ * gradient norm and the optimiser over the parameters).
  *
  * Layout note: the selective scan's hchk buffer (sized by model.c for NSSM_SCAN_CHUNK) is
  * filled in kernels/' own layout, (B, ceil(L/KERN_SCAN_CHUNK), N, D), which is smaller; the
