@@ -3,7 +3,8 @@
  * forecaster mapped onto kernels/kernels.h, with the argument orders and semantics of the
  * CPU reference functions (backward functions accumulate). Compiled only with
  * SSMD_HAVE_CUDA. Memory comes from cudaMallocManaged so that model.c's host-side glue
- * (features, gathers, loss, AdamW) can read the same buffers after synchronize().
+ * (window features, A = -exp(A_log), the S4D gate) can read the same buffers after
+ * synchronize().
  *
  * The table's functions take no context argument, so this file keeps the one piece of
  * process-wide state in the library: a kern_ctx (stream + cuBLAS handle) created once on
@@ -11,9 +12,9 @@
  * (the table has no error channel for void operations). Use one model per thread at a time;
  * the context serialises everything on one stream. Every operation waits for its work
  * before returning (see note()). Clearing, the residual stream, the gathers, the quantile
- * head and the loss run here too, so the activations stay on the device; what the host
- * still touches per step is small (window features and targets, A = -exp(A_log), the
- * gradient norm and the optimiser over the parameters).
+ * head, the loss, the gradient norm and the AdamW step run here too, so activations,
+ * gradients and parameters stay on the device; what the host still touches per step is
+ * small (window features and targets, A = -exp(A_log), the S4D gate).
  *
  * Layout note: the selective scan's hchk buffer (sized by model.c for NSSM_SCAN_CHUNK) is
  * filled in kernels/' own layout, (B, ceil(L/KERN_SCAN_CHUNK), N, D), which is smaller; the
@@ -149,6 +150,26 @@ static void cuda_quantile_head_forward(real *q, const real *raw, size_t rows, in
 
 /* The loss comes back through the return value; a failure makes it NaN (and is reported by
  * the next synchronize(), as for the void operations). */
+/* The optimiser over the managed parameter arrays, on the device (the parameters never
+ * travel to the host for the step; kern_sumsq brings back one double). */
+static double cuda_sumsq(const real *x, size_t n)
+{
+    kern_error e;
+    double s = NAN;
+    if (note(kern_sumsq(ctx(), &s, x, n, &e)))
+        return NAN;
+    return s;
+}
+
+static void cuda_adamw_update(real *p, const real *grad, real *m, real *v, size_t n, double lr,
+                              double b1, double b2, double eps, double wd, int step,
+                              double gscale)
+{
+    kern_error e;
+    note(kern_adamw_update(ctx(), p, grad, m, v, n, (float)lr, (float)b1, (float)b2, (float)eps,
+                           (float)wd, step, (float)gscale, &e));
+}
+
 static double cuda_pinball_backward(real *draw, const real *raw, const real *q, const real *tgt,
                                     const double *taus, int B, int P, int H, int Q, int L,
                                     int mid, double scale)
@@ -353,6 +374,8 @@ const nssm_backend nssm_backend_cuda = {
     .copy_rows = cuda_copy_rows,
     .quantile_head_forward = cuda_quantile_head_forward,
     .pinball_backward = cuda_pinball_backward,
+    .sumsq = cuda_sumsq,
+    .adamw_update = cuda_adamw_update,
     .linear_forward = cuda_linear_forward,
     .linear_backward = cuda_linear_backward,
     .rmsnorm_forward = cuda_rmsnorm_forward,

@@ -128,6 +128,7 @@ int nssm_s4d_conv_backward_algo(real *du, real *dK, real *dDskip, const real *dy
 /* The model's flat parameter and gradient arrays (model.c), for the trainer and tests. */
 real *nssm_model_params_(nssm_model *m);
 real *nssm_model_grads_(nssm_model *m);
+const nssm_backend *nssm_model_backend_(const nssm_model *m);
 
 /* L at or above which nssm_s4d_conv_* switch to the FFT. */
 #define NSSM_FFT_MIN_L 64

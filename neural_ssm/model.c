@@ -595,6 +595,7 @@ int nssm_model_get_grads(const nssm_model *m, float *out, nssm_error *err)
 /* internal accessors for the trainer (train.c) */
 real *nssm_model_params_(nssm_model *m) { return m->params; }
 real *nssm_model_grads_(nssm_model *m) { return m->grads; }
+const nssm_backend *nssm_model_backend_(const nssm_model *m) { return m->be; }
 
 /* ---- input preparation (host) ------------------------------------------------------------- */
 

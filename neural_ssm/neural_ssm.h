@@ -108,6 +108,15 @@ double nssm_pinball_backward(nssm_real *draw, const nssm_real *raw, const nssm_r
                              const nssm_real *tgt, const double *taus, int B, int P, int H,
                              int Q, int L, int mid, double scale);
 
+/* The optimiser step (torch.optim.AdamW: decoupled weight decay), step >= 1, over n
+ * parameters: g = grad * gscale (the clipping factor), m = b1 m + (1 - b1) g,
+ * v = b2 v + (1 - b2) g^2, p -= lr (wd p + (m / (1 - b1^step)) / (sqrt(v / (1 - b2^step)) + eps)). */
+void nssm_adamw_update(nssm_real *p, const nssm_real *grad, nssm_real *m, nssm_real *v,
+                       size_t n, double lr, double beta1, double beta2, double eps,
+                       double weight_decay, int step, double gscale);
+/* Sum of squares of x, accumulated in double (the global gradient norm). */
+double nssm_sumsq(const nssm_real *x, size_t n);
+
 /* ---- selective scan (Mamba) — THE CONTRACT shared with kernels/ ---------------------
  *
  * Row-major float32 (nssm_real), both the CPU path here and the CUDA path in kernels/:
@@ -193,7 +202,7 @@ typedef struct nssm_backend {
     nssm_device device;
     int (*available)(void); /* 1 when a device is present at run time */
     /* Memory the host can also read and write (CPU: calloc; CUDA: cudaMallocManaged),
-     * zero-filled: the glue in model.c (features, gathers, quantile transform, loss, AdamW)
+     * zero-filled: the glue in model.c (window features, A = -exp(A_log), the S4D gate)
      * runs on the host over the same buffers the ops read. */
     void *(*alloc)(size_t bytes);
     void (*release)(void *p);
@@ -238,6 +247,10 @@ typedef struct nssm_backend {
                                    const nssm_real *, const nssm_real *, const nssm_real *,
                                    const nssm_real *, int, int, int, int, const nssm_real *,
                                    const nssm_real *, int);
+    /* the optimiser where the parameters live (nssm_sumsq, nssm_adamw_update) */
+    double (*sumsq)(const nssm_real *, size_t);
+    void (*adamw_update)(nssm_real *, const nssm_real *, nssm_real *, nssm_real *, size_t,
+                         double, double, double, double, double, int, double);
     void (*s4d_kernel_forward)(nssm_real *, const nssm_real *, const nssm_real *,
                                const nssm_real *, const nssm_real *, const nssm_real *, int,
                                int, int);

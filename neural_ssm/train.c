@@ -29,6 +29,27 @@ static void build_window(const nssm_config *c, const nssm_series_ref *s, long o,
     *cal0 = s->cal0 + first;
 }
 
+void nssm_adamw_update(real *p, const real *grad, real *m, real *v, size_t n, double lr,
+                       double b1, double b2, double eps, double wd, int step, double gscale)
+{
+    const double bc1 = 1 - pow(b1, step), bc2 = 1 - pow(b2, step);
+    for (size_t i = 0; i < n; i++) {
+        double g = grad[i] * gscale;
+        m[i] = (real)(b1 * m[i] + (1 - b1) * g);
+        v[i] = (real)(b2 * v[i] + (1 - b2) * g * g);
+        double mh = m[i] / bc1, vh = v[i] / bc2;
+        p[i] = (real)(p[i] - lr * (mh / (sqrt(vh) + eps) + wd * p[i]));
+    }
+}
+
+double nssm_sumsq(const real *x, size_t n)
+{
+    double s = 0;
+    for (size_t i = 0; i < n; i++)
+        s += (double)x[i] * x[i];
+    return s;
+}
+
 static double now_seconds(void)
 {
     struct timespec ts;
@@ -139,8 +160,11 @@ int nssm_train(nssm_model *m, const nssm_series_ref *series, int n_series,
     vs.win = malloc(sizeof(double) * vs.count * W);
     vs.cal0 = malloc(sizeof(int64_t) * vs.count);
     vs.weight = malloc(sizeof(double) * vs.count);
-    real *adam_m = calloc(nssm_model_num_params(m), sizeof(real));
-    real *adam_v = calloc(nssm_model_num_params(m), sizeof(real));
+    /* the moments live with the parameters (device memory on a GPU backend), where the
+     * backend's optimiser step runs */
+    const nssm_backend *be = nssm_model_backend_(m);
+    real *adam_m = be->alloc(nssm_model_num_params(m) * sizeof(real));
+    real *adam_v = be->alloc(nssm_model_num_params(m) * sizeof(real));
     real *best = malloc(sizeof(real) * nssm_model_num_params(m));
     double *bwin = malloc(sizeof(double) * o.batch * W);
     int64_t *bcal = malloc(sizeof(int64_t) * o.batch);
@@ -213,10 +237,11 @@ int nssm_train(nssm_model *m, const nssm_series_ref *series, int n_series,
         if ((rc = nssm_model_loss(m, bwin, bcal, o.batch, 1, &loss, err)))
             goto done;
         rep->last_train_loss = loss;
-        double norm2 = 0;
-        for (size_t i = 0; i < np; i++)
-            norm2 += (double)grads[i] * grads[i];
-        double norm = sqrt(norm2);
+        double norm = sqrt(be->sumsq(grads, np));
+        if (!isfinite(norm) && (rc = be->synchronize())) {
+            nssm_error_set(err, rc, "the %s backend failed computing the gradient norm", be->name);
+            goto done;
+        }
         if (!isfinite(norm)) {
             rc = nssm_error_set(err, NSSM_ENUMERIC, "training diverged");
             nssm_error_detail(err, "the gradient norm is not finite at step %d", step);
@@ -224,17 +249,26 @@ int nssm_train(nssm_model *m, const nssm_series_ref *series, int n_series,
             goto done;
         }
         double gscale = norm > o.clip ? o.clip / norm : 1;
-        const double bc1 = 1 - pow(b1, step), bc2 = 1 - pow(b2, step);
-        for (int ti = 0; ti < nssm_model_num_tensors(m); ti++) {
+        /* one update per run of consecutive tensors with the same weight decay */
+        for (int ti = 0; ti < nssm_model_num_tensors(m);) {
             const nssm_tensor *t = nssm_model_tensor(m, ti);
-            double wd = t->decay ? o.weight_decay : 0;
-            for (size_t i = t->offset; i < t->offset + t->size; i++) {
-                double g = grads[i] * gscale;
-                adam_m[i] = (real)(b1 * adam_m[i] + (1 - b1) * g);
-                adam_v[i] = (real)(b2 * adam_v[i] + (1 - b2) * g * g);
-                double mh = adam_m[i] / bc1, vh = adam_v[i] / bc2;
-                params[i] = (real)(params[i] - lr * (mh / (sqrt(vh) + eps) + wd * params[i]));
+            size_t end = t->offset + t->size;
+            int tj = ti + 1;
+            for (; tj < nssm_model_num_tensors(m); tj++) {
+                const nssm_tensor *u = nssm_model_tensor(m, tj);
+                if (u->decay != t->decay || u->offset != end)
+                    break;
+                end += u->size;
             }
+            be->adamw_update(params + t->offset, grads + t->offset, adam_m + t->offset,
+                             adam_v + t->offset, end - t->offset, lr, b1, b2, eps,
+                             t->decay ? o.weight_decay : 0, step, gscale);
+            ti = tj;
+        }
+        if ((rc = be->synchronize())) {
+            nssm_error_set(err, rc, "the %s backend failed in the optimiser step", be->name);
+            nssm_error_detail(err, "at step %d", step);
+            goto done;
         }
         rep->steps = step;
         int timed_out = o.max_seconds > 0 && now_seconds() - t_start > o.max_seconds;
@@ -265,8 +299,8 @@ done:
     free(vs.win);
     free(vs.cal0);
     free(vs.weight);
-    free(adam_m);
-    free(adam_v);
+    be->release(adam_m);
+    be->release(adam_v);
     free(best);
     free(bwin);
     free(bcal);
