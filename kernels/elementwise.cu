@@ -122,6 +122,22 @@ __global__ void silu_backward_kernel(float *dinp, const float *dout, const float
     }
 }
 
+__global__ void glu_forward_kernel(float *out, const float *a, const float *b, size_t n)
+{
+    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x)
+        out[i] = a[i] * sigmoid_(b[i]);
+}
+
+__global__ void glu_backward_kernel(float *da, float *db, const float *dout, const float *a,
+                                    const float *b, size_t n)
+{
+    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x) {
+        const float s = sigmoid_(b[i]), g = dout[i];
+        da[i] += g * s;
+        db[i] += g * a[i] * s * (1.0f - s);
+    }
+}
+
 __global__ void softplus_forward_kernel(float *out, const float *inp, size_t n)
 {
     for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x) {
@@ -471,6 +487,22 @@ extern "C" int kern_silu_forward(kern_ctx *ctx, float *out, const float *inp, si
     if (int rc = need(err, "kern_silu_forward", ctx && out && inp))
         return rc;
     GRID_STRIDE(silu_forward_kernel, n, out, inp, n);
+}
+
+extern "C" int kern_glu_forward(kern_ctx *ctx, float *out, const float *a, const float *b,
+                                size_t n, kern_error *err)
+{
+    if (int rc = need(err, "kern_glu_forward", ctx && out && a && b))
+        return rc;
+    GRID_STRIDE(glu_forward_kernel, n, out, a, b, n);
+}
+
+extern "C" int kern_glu_backward(kern_ctx *ctx, float *da, float *db, const float *dout,
+                                 const float *a, const float *b, size_t n, kern_error *err)
+{
+    if (int rc = need(err, "kern_glu_backward", ctx && da && db && dout && a && b))
+        return rc;
+    GRID_STRIDE(glu_backward_kernel, n, da, db, dout, a, b, n);
 }
 
 extern "C" int kern_silu_backward(kern_ctx *ctx, float *dinp, const float *dout,

@@ -155,6 +155,12 @@ int kern_residual_forward(kern_ctx *ctx, float *out, const float *a, const float
                           kern_error *err);
 int kern_residual_backward(kern_ctx *ctx, float *da, float *db, const float *dout, size_t n,
                            kern_error *err);
+/* The GLU gate of the S4D block, as nssm_glu_*: out = a sigmoid(b); the backward adds
+ * dout sigmoid(b) to da and dout a s (1 - s) to db. */
+int kern_glu_forward(kern_ctx *ctx, float *out, const float *a, const float *b, size_t n,
+                     kern_error *err);
+int kern_glu_backward(kern_ctx *ctx, float *da, float *db, const float *dout, const float *a,
+                      const float *b, size_t n, kern_error *err);
 
 /* Causal depthwise Conv1d as nssm_conv1d_*: out[b,t,c] = bias[c] + sum_k w[c,k]
  * inp[b, t-K+1+k, c] (zero before t = 0); inp, out (B, L, C), w (C, K) with K <= 16, bias

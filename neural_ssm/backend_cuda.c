@@ -3,7 +3,7 @@
  * forecaster mapped onto kernels/kernels.h, with the argument orders and semantics of the
  * CPU reference functions (backward functions accumulate). Compiled only with
  * SSMD_HAVE_CUDA. Memory comes from cudaMallocManaged so that model.c's host-side glue
- * (window features, A = -exp(A_log), the S4D gate) can read the same buffers after
+ * (window features, A = -exp(A_log)) can read the same buffers after
  * synchronize().
  *
  * The table's functions take no context argument, so this file keeps the one piece of
@@ -14,7 +14,7 @@
  * before returning (see note()). Clearing, the residual stream, the gathers, the quantile
  * head, the loss, the gradient norm and the AdamW step run here too, so activations,
  * gradients and parameters stay on the device; what the host still touches per step is
- * small (window features and targets, A = -exp(A_log), the S4D gate).
+ * small (window features and targets, A = -exp(A_log)).
  *
  * Layout note: the selective scan's hchk buffer (sized by model.c for NSSM_SCAN_CHUNK) is
  * filled in kernels/' own layout, (B, ceil(L/KERN_SCAN_CHUNK), N, D), which is smaller; the
@@ -230,6 +230,19 @@ static void cuda_silu_forward(real *out, const real *inp, size_t n)
     note(kern_silu_forward(ctx(), out, inp, n, &e));
 }
 
+static void cuda_glu_forward(real *out, const real *a, const real *b, size_t n)
+{
+    kern_error e;
+    note(kern_glu_forward(ctx(), out, a, b, n, &e));
+}
+
+static void cuda_glu_backward(real *da, real *db, const real *dout, const real *a,
+                              const real *b, size_t n)
+{
+    kern_error e;
+    note(kern_glu_backward(ctx(), da, db, dout, a, b, n, &e));
+}
+
 static void cuda_silu_backward(real *dinp, const real *dout, const real *inp, size_t n)
 {
     kern_error e;
@@ -384,6 +397,8 @@ const nssm_backend nssm_backend_cuda = {
     .conv1d_backward = cuda_conv1d_backward,
     .silu_forward = cuda_silu_forward,
     .silu_backward = cuda_silu_backward,
+    .glu_forward = cuda_glu_forward,
+    .glu_backward = cuda_glu_backward,
     .softplus_forward = cuda_softplus_forward,
     .softplus_backward = cuda_softplus_backward,
     .selective_scan_forward = cuda_scan_forward,

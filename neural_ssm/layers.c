@@ -177,6 +177,22 @@ void nssm_silu_backward(real *dinp, const real *dout, const real *inp, size_t n)
     }
 }
 
+void nssm_glu_forward(real *out, const real *a, const real *b, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        out[i] = a[i] / (1 + nssm_exp(-b[i]));
+}
+
+void nssm_glu_backward(real *da, real *db, const real *dout, const real *a, const real *b,
+                       size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        real s = 1 / (1 + nssm_exp(-b[i]));
+        da[i] += dout[i] * s;
+        db[i] += dout[i] * a[i] * s * (1 - s);
+    }
+}
+
 NSSM_HOT void nssm_softplus_forward(real *out, const real *inp, size_t n)
 {
     for (size_t i = 0; i < n; i++)

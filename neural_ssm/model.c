@@ -723,9 +723,7 @@ static int forward(const nssm_config *c, const nssm_backend *be, const net_param
             be->linear_forward(la->ga, la->a, lp->out_proj_w, lp->out_proj_b, BL, D, D);
             be->linear_forward(la->gb, la->a, lp->out_proj_w + (size_t)D * D, lp->out_proj_b + D,
                                BL, D, D);
-            be->synchronize();
-            for (size_t k = 0; k < (size_t)BL * D; k++)
-                a->mix[k] = la->ga[k] / (1 + nssm_exp(-la->gb[k]));
+            be->glu_forward(a->mix, la->ga, la->gb, (size_t)BL * D);
         }
         be->residual_forward(la->res, x, a->mix, (size_t)BL * D);
         x = la->res;
@@ -847,11 +845,9 @@ static int backward(nssm_model *m, acts *a, int B)
             be->zero(a->gK, sizeof(real) * D * L);
             /* forward: mix = ga * s, s = sigmoid(gb) */
             real *dga = a->g3, *dgb = a->g4;
-            for (size_t k = 0; k < nBLD; k++) {
-                real sg = 1 / (1 + nssm_exp(-la->gb[k]));
-                dga[k] = a->dres[k] * sg;
-                dgb[k] = a->dres[k] * la->ga[k] * sg * (1 - sg);
-            }
+            be->zero(dga, sizeof(real) * nBLD);
+            be->zero(dgb, sizeof(real) * nBLD);
+            be->glu_backward(dga, dgb, a->dres, la->ga, la->gb, nBLD);
             be->linear_backward(da, gp->out_proj_w, gp->out_proj_b, dga, la->a, lp->out_proj_w,
                                 BL, D, D);
             be->linear_backward(da, gp->out_proj_w + (size_t)D * D, gp->out_proj_b + D, dgb, la->a,

@@ -108,6 +108,11 @@ double nssm_pinball_backward(nssm_real *draw, const nssm_real *raw, const nssm_r
                              const nssm_real *tgt, const double *taus, int B, int P, int H,
                              int Q, int L, int mid, double scale);
 
+/* The S4D block's GLU gate: out = a sigmoid(b); the backward adds dout sigmoid(b) to da
+ * and dout a s (1 - s) to db (s = sigmoid(b)). */
+void nssm_glu_forward(nssm_real *out, const nssm_real *a, const nssm_real *b, size_t n);
+void nssm_glu_backward(nssm_real *da, nssm_real *db, const nssm_real *dout, const nssm_real *a,
+                       const nssm_real *b, size_t n);
 /* The optimiser step (torch.optim.AdamW: decoupled weight decay), step >= 1, over n
  * parameters: g = grad * gscale (the clipping factor), m = b1 m + (1 - b1) g,
  * v = b2 v + (1 - b2) g^2, p -= lr (wd p + (m / (1 - b1^step)) / (sqrt(v / (1 - b2^step)) + eps)). */
@@ -235,6 +240,9 @@ typedef struct nssm_backend {
                             const nssm_real *, const nssm_real *, int, int, int, int);
     void (*silu_forward)(nssm_real *, const nssm_real *, size_t);
     void (*silu_backward)(nssm_real *, const nssm_real *, const nssm_real *, size_t);
+    void (*glu_forward)(nssm_real *, const nssm_real *, const nssm_real *, size_t);
+    void (*glu_backward)(nssm_real *, nssm_real *, const nssm_real *, const nssm_real *,
+                         const nssm_real *, size_t);
     void (*softplus_forward)(nssm_real *, const nssm_real *, size_t);
     void (*softplus_backward)(nssm_real *, const nssm_real *, const nssm_real *, size_t);
     void (*selective_scan_forward)(nssm_real *, const nssm_real *, const nssm_real *,

@@ -843,6 +843,27 @@ static void test_pointwise(void **state)
     got = host_from_dev(bd, n, KERN_F32);
     check_close("residual db", got, want2, n, 1e-6);
     free(got);
+    /* GLU gate: out = y sigmoid(x), the backward adding into a0 and b0 */
+    for (size_t i = 0; i < n; i++) want[i] = y[i] / (1.0 + exp(-(double)x[i]));
+    poison(od, n * 4);
+    K_OK(kern_glu_forward(g_ctx, od, yd, xd, n, &g_err));
+    got = host_from_dev(od, n, KERN_F32);
+    check_close("glu", got, want, n, 1e-5);
+    free(got);
+    K_OK(kern_upload(g_ctx, ad, a0, n * 4, &g_err));
+    K_OK(kern_upload(g_ctx, bd, b0, n * 4, &g_err));
+    for (size_t i = 0; i < n; i++) {
+        const double s = 1.0 / (1.0 + exp(-(double)x[i]));
+        want[i] = a0[i] + g[i] * s;
+        want2[i] = b0[i] + g[i] * y[i] * s * (1 - s);
+    }
+    K_OK(kern_glu_backward(g_ctx, ad, bd, gd, yd, xd, n, &g_err));
+    got = host_from_dev(ad, n, KERN_F32);
+    check_close("glu da", got, want, n, 1e-5);
+    free(got);
+    got = host_from_dev(bd, n, KERN_F32);
+    check_close("glu db", got, want2, n, 1e-5);
+    free(got);
     /* sum of squares */
     double ss = 0.0, gotss = 0.0;
     for (size_t i = 0; i < n; i++) ss += (double)g[i] * g[i];
