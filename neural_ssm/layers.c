@@ -67,22 +67,35 @@ void nssm_rmsnorm_backward(real *dinp, real *dw, const real *dout, const real *i
                            const real *w, const real *rstd, int BT, int C)
 {
     /* forward: xhat = x * r, r = (mean(x^2) + eps)^-1/2, out = xhat * w, so
-     * dw += dout * xhat and dx = r * (dxhat - xhat * mean(dxhat * xhat)), dxhat = dout * w */
-    for (int i = 0; i < BT; i++) {
-        const real *x = inp + (size_t)i * C;
-        const real *g = dout + (size_t)i * C;
-        real *dx = dinp + (size_t)i * C;
-        real r = rstd[i];
-        real dot = 0;
-        for (int c = 0; c < C; c++)
-            dot += g[c] * w[c] * x[c] * r;
-        dot /= C;
-        for (int c = 0; c < C; c++) {
-            real xhat = x[c] * r;
-            dw[c] += g[c] * xhat;
-            dx[c] += r * (g[c] * w[c] - xhat * dot);
+     * dw += dout * xhat and dx = r * (dxhat - xhat * mean(dxhat * xhat)), dxhat = dout * w.
+     * dw sums over BT rows (10^5 in a training batch): float partial sums over blocks of 64
+     * rows, added up in double (C <= 4096, the model's limit, so the buffers fit the stack). */
+    double dwacc[C];
+    real part[C];
+    memset(dwacc, 0, sizeof dwacc);
+    for (int i0 = 0; i0 < BT; i0 += 64) {
+        memset(part, 0, sizeof part);
+        const int i1 = BT - i0 < 64 ? BT : i0 + 64;
+        for (int i = i0; i < i1; i++) {
+            const real *x = inp + (size_t)i * C;
+            const real *g = dout + (size_t)i * C;
+            real *dx = dinp + (size_t)i * C;
+            real r = rstd[i];
+            real dot = 0;
+            for (int c = 0; c < C; c++)
+                dot += g[c] * w[c] * x[c] * r;
+            dot /= C;
+            for (int c = 0; c < C; c++) {
+                real xhat = x[c] * r;
+                part[c] += g[c] * xhat;
+                dx[c] += r * (g[c] * w[c] - xhat * dot);
+            }
         }
+        for (int c = 0; c < C; c++)
+            dwacc[c] += part[c];
     }
+    for (int c = 0; c < C; c++)
+        dw[c] += (real)dwacc[c];
 }
 
 /* ---- causal depthwise Conv1d ----------------------------------------------------------- */
