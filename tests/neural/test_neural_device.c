@@ -104,10 +104,11 @@ static void loss_and_gradients(int mixer)
     }
     printf("      %zu gradients, worst relative error %.2e\n", np, worst);
 
-    /* two AdamW steps through the trainer: the update is host code shared by both
-     * backends, so the weights differ only through the gradients; Adam's first steps
-     * normalise each gradient element, so an element whose gradient is ~0 may move by up
-     * to 2 lr in either direction and is held to that instead */
+    /* two AdamW steps through the trainer (the gradient norm and the update run on each
+     * backend: nssm_adamw_update in double on the CPU, kern_adamw_update in float on the
+     * GPU), so the weights differ through the gradients and the update's rounding; Adam's
+     * first steps normalise each gradient element, so an element whose gradient is ~0 may
+     * move by up to 2 lr in either direction and is held to that instead */
     double *series = malloc(sizeof(double) * 400);
     for (int t = 0; t < 400; t++)
         series[t] = 20 + 5 * sin(2 * M_PI * t / 12) + 0.02 * t + sin(0.9 * t);
