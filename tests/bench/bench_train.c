@@ -4,7 +4,8 @@
  * same parameters, same batch: the loss and every gradient compared (relative error,
  * max |gpu - cpu| / max |cpu| per parameter tensor), then windows per second of a training
  * step (forward + backward of the pinball loss; the optimiser update is not included) on
- * each. Default: Mamba, context 512, d_model 128, 4 layers, state 16, batch 256; the CPU
+ * each, and then the whole trainer step (nssm_train, optimiser included) on each. Default:
+ * Mamba, context 512, d_model 128, 4 layers, state 16, batch 256; the CPU
  * runs with as many OpenMP threads as the machine has (or argv[2]).
  * Usage: bench_train [mamba|s4d] [cpu_threads] [batch]
  * Exits 0 without a GPU (nothing to compare), 1 when a call fails.
@@ -134,6 +135,44 @@ int main(int argc, char **argv)
     printf("training step (loss + gradients), best of %d:\n", reps);
     printf("  cpu (%d threads) %9.1f ms  %9.1f windows/s\n", threads, bc, B / (bc * 1e-3));
     printf("  gpu             %9.1f ms  %9.1f windows/s   speed-up x%.1f\n", bg, B / (bg * 1e-3), bc / bg);
+    /* The whole trainer step (nssm_train: window sampling and features, loss, gradients,
+     * the clipping norm and AdamW, on each backend), from the difference of two runs of
+     * different lengths: the set-up and the validation passes cancel. */
+    {
+        const int n = 4000;
+        double *series = malloc(sizeof(double) * n);
+        for (int t = 0; t < n; t++)
+            series[t] = 100 + 10 * sin(2 * M_PI * t / 24) + sin(t * 1.3) + 0.01 * t;
+        nssm_series_ref sr = {series, (size_t)n, 0};
+        nssm_model *mt[2] = {mc, mg};
+        const int lo = 2, hi[2] = {5, 12};
+        double per[2];
+        for (int k = 0; k < 2; k++) {
+            double tk[2];
+            for (int j = 0; j < 2; j++) {
+                nssm_train_opts o = {.max_steps = j ? hi[k] : lo, .batch = B, .lr = 1e-3,
+                                     .eval_every = 1 << 30, .seed = 1, .threads = threads};
+                nssm_train_report rep;
+                if (nssm_model_set_params(mt[k], p, &err)) {
+                    fprintf(stderr, "bench_train: %s\n", err.message);
+                    return 1;
+                }
+                const double t0 = now_ms();
+                if (nssm_train(mt[k], &sr, 1, &o, &rep, &err)) {
+                    fprintf(stderr, "bench_train: %s (%s)\n", err.message, err.detail);
+                    return 1;
+                }
+                tk[j] = now_ms() - t0;
+            }
+            per[k] = (tk[1] - tk[0]) / (hi[k] - lo);
+        }
+        printf("whole trainer step (sampling, loss, gradients, norm, AdamW; nssm_train %d vs %d / %d vs %d steps):\n",
+               hi[0], lo, hi[1], lo);
+        printf("  cpu (%d threads) %9.1f ms  %9.1f windows/s\n", threads, per[0], B / (per[0] * 1e-3));
+        printf("  gpu             %9.1f ms  %9.1f windows/s   speed-up x%.1f\n", per[1],
+               B / (per[1] * 1e-3), per[0] / per[1]);
+        free(series);
+    }
     free(p); free(gc); free(gg); free(win); free(cal0);
     nssm_model_free(mc);
     nssm_model_free(mg);
