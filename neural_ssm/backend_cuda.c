@@ -3,8 +3,7 @@
  * forecaster mapped onto kernels/kernels.h, with the argument orders and semantics of the
  * CPU reference functions (backward functions accumulate). Compiled only with
  * SSMD_HAVE_CUDA. Memory comes from cudaMallocManaged so that model.c's host-side glue
- * (window features, A = -exp(A_log)) can read the same buffers after
- * synchronize().
+ * (window features, A = -exp(A_log)) can read the same buffers after synchronize().
  *
  * The table's functions take no context argument, so this file keeps the one piece of
  * process-wide state in the library: a kern_ctx (stream + cuBLAS handle) created once on
@@ -148,8 +147,6 @@ static void cuda_quantile_head_forward(real *q, const real *raw, size_t rows, in
     note(kern_quantile_head_forward(ctx(), q, raw, rows, Q, mid, &e));
 }
 
-/* The loss comes back through the return value; a failure makes it NaN (and is reported by
- * the next synchronize(), as for the void operations). */
 /* The optimiser over the managed parameter arrays, on the device (the parameters never
  * travel to the host for the step; kern_sumsq brings back one double). */
 static double cuda_sumsq(const real *x, size_t n)
@@ -170,6 +167,8 @@ static void cuda_adamw_update(real *p, const real *grad, real *m, real *v, size_
                            (float)wd, step, (float)gscale, &e));
 }
 
+/* The loss comes back through the return value; a failure makes it NaN (and is reported by
+ * the next synchronize(), as for the void operations). */
 static double cuda_pinball_backward(real *draw, const real *raw, const real *q, const real *tgt,
                                     const double *taus, int B, int P, int H, int Q, int L,
                                     int mid, double scale)
