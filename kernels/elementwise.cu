@@ -155,6 +155,18 @@ __global__ void softplus_backward_kernel(float *dinp, const float *dout, const f
     }
 }
 
+__global__ void negexp_forward_kernel(float *out, const float *inp, size_t n)
+{
+    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x)
+        out[i] = -expf(inp[i]);
+}
+
+__global__ void negexp_backward_kernel(float *dinp, const float *dout, const float *out, size_t n)
+{
+    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x)
+        dinp[i] += dout[i] * out[i];
+}
+
 __global__ void residual_forward_kernel(float *out, const float *a, const float *b, size_t n)
 {
     for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x)
@@ -298,79 +310,149 @@ __global__ void colsum_add_kernel(float *dbias, const float *dout, int rows, int
     }
 }
 
-/* Causal depthwise conv along time: out[b,t,c] = bias[c] + sum_k w[c,k] inp[b,t-K+1+k,c]. */
+/* Causal depthwise Conv1d. A block owns one sequence b, 32 channels and a segment of up to
+ * CONV_SEG tiles of CONV_TT steps, which it walks in order: the tile's rows and the K-1
+ * before it go through shared memory once (each row 32 consecutive channels, one 128-byte
+ * line), so every input is read from device memory about once instead of K times, and no
+ * thread divides a 64-bit index. Threads (32, CONV_TY): x the channel, y every CONV_TY-th
+ * row of the tile. Blocks are numbered ((b * nseg + segment) * ncg + channel group). */
+constexpr int CONV_TT = 64, CONV_TY = 8, CONV_SEG = 8;
+/* The kernels take K at run time up to a bound KM fixed at compile time (the weights and
+ * the backward's K + 1 sums live in registers): KM = 4 for Mamba's usual width, 16 else. */
+
+struct conv_block {
+    int b, c0, t_begin, t_end; /* sequence, first channel, steps [t_begin, t_end) */
+};
+
+__device__ __forceinline__ conv_block conv_block_of(int L, int C)
+{
+    const int ncg = (C + 31) / 32, seg_len = CONV_TT * CONV_SEG;
+    const int nseg = (L + seg_len - 1) / seg_len;
+    const int cg = blockIdx.x % ncg, rest = blockIdx.x / ncg;
+    conv_block k;
+    k.b = rest / nseg;
+    k.c0 = cg * 32;
+    k.t_begin = (rest % nseg) * seg_len;
+    k.t_end = min(L, k.t_begin + seg_len);
+    return k;
+}
+
+int conv_blocks(int B, int L, int C)
+{
+    const int seg_len = CONV_TT * CONV_SEG;
+    return B * ((L + seg_len - 1) / seg_len) * ((C + 31) / 32);
+}
+
+/* rows [t0 - K + 1, t0 + CONV_TT) of src (B, L, C) for channels c0.., zero outside
+ * [0, L) and past C, into tile[row][32] */
+__device__ __forceinline__ void conv_load_tile(float (*tile)[32], const float *src, int b,
+                                               int t0, int L, int C, int c0, int K)
+{
+    const int c = c0 + threadIdx.x;
+    for (int r = threadIdx.y; r < CONV_TT + K - 1; r += CONV_TY) {
+        const int t = t0 - K + 1 + r;
+        tile[r][threadIdx.x] = (t >= 0 && t < L && c < C) ? src[((size_t)b * L + t) * C + c] : 0.0f;
+    }
+}
+
+/* out[b,t,c] = bias[c] + sum_k w[c,k] inp[b, t-K+1+k, c] */
+template <int KM>
 __global__ void conv1d_forward_kernel(float *out, const float *inp, const float *w,
                                       const float *bias, int B, int L, int C, int K)
 {
-    const size_t n = (size_t)B * L * C;
-    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x) {
-        const int c = (int)(i % C);
-        const int t = (int)((i / C) % L);
-        float acc = bias ? bias[c] : 0.0f;
-        for (int k = 0; k < K; k++) {
-            const int s = t - K + 1 + k;
-            if (s >= 0)
-                acc += w[c * K + k] * inp[i - (size_t)(t - s) * C];
-        }
-        out[i] = acc;
-    }
-}
-
-/* forward: out[t] += w[k] inp[t-K+1+k], so dinp[s] += w[k] dout[s+K-1-k]. */
-__global__ void conv1d_backward_input_kernel(float *dinp, const float *dout, const float *w,
-                                             int B, int L, int C, int K)
-{
-    const size_t n = (size_t)B * L * C;
-    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x) {
-        const int c = (int)(i % C);
-        const int s = (int)((i / C) % L);
-        float acc = 0.0f;
-        for (int k = 0; k < K; k++) {
-            const int t = s + K - 1 - k;
-            if (t < L)
-                acc += w[c * K + k] * dout[i + (size_t)(t - s) * C];
-        }
-        dinp[i] += acc;
-    }
-}
-
-/* dw[c,k] += sum_{b,t} dout[b,t,c] inp[b,t-K+1+k,c], dbias[c] += sum dout; block (32, 8)
- * over a slab of 256 rows (b, t), partial sums added with atomics. K <= 16. */
-__global__ void conv1d_backward_weight_kernel(float *dw, float *dbias, const float *dout,
-                                              const float *inp, int B, int L, int C, int K)
-{
-    __shared__ float part[8][17][33];
-    const int c = blockIdx.x * 32 + threadIdx.x;
-    const int r0 = blockIdx.y * 256, rows = B * L;
-    float acc[17];
+    __shared__ float tile[CONV_TT + KM - 1][32];
+    (void)B;
+    const conv_block cb = conv_block_of(L, C);
+    const int b = cb.b, c = cb.c0 + threadIdx.x;
+    float wk[KM];
 #pragma unroll
-    for (int k = 0; k < 17; k++)
+    for (int k = 0; k < KM; k++)
+        wk[k] = (k < K && c < C) ? w[c * K + k] : 0.0f;
+    const float b0 = (bias && c < C) ? bias[c] : 0.0f;
+    for (int t0 = cb.t_begin; t0 < cb.t_end; t0 += CONV_TT) {
+        __syncthreads(); /* the previous tile is read */
+        conv_load_tile(tile, inp, b, t0, L, C, cb.c0, K);
+        __syncthreads();
+        for (int r = threadIdx.y; r < CONV_TT && t0 + r < cb.t_end; r += CONV_TY) {
+            float acc = b0;
+#pragma unroll
+            for (int k = 0; k < KM; k++)
+                if (k < K)
+                    acc += wk[k] * tile[r + k][threadIdx.x]; /* row r + k is step t-K+1+k */
+            if (c < C)
+                out[((size_t)b * L + t0 + r) * C + c] = acc;
+        }
+    }
+}
+
+/* The backward, both halves in one pass over dout and inp (forward: out[t] += w[k]
+ * inp[t-K+1+k]):
+ *   dinp[s] += sum_k w[k] dout[s+K-1-k]           (dinp may be NULL)
+ *   dw[k]   += sum_{b,t} dout[t] inp[t-K+1+k],  dbias += sum_{b,t} dout[t]
+ * dout's tile runs K-1 rows past the tile's end, inp's K-1 rows before its start. The
+ * weight sums stay in registers over the whole sequence, meet across the block's CONV_TY
+ * rows in shared memory and go to dw with one atomic per (channel, tap) and block. */
+template <int KM>
+__global__ void conv1d_backward_kernel(float *dinp, float *dw, float *dbias, const float *dout,
+                                       const float *inp, const float *w, int B, int L, int C,
+                                       int K)
+{
+    __shared__ float tin[CONV_TT + KM - 1][32];
+    __shared__ float tdo[CONV_TT + KM - 1][32];
+    (void)B;
+    const conv_block cb = conv_block_of(L, C);
+    const int b = cb.b, c = cb.c0 + threadIdx.x;
+    float wk[KM], acc[KM + 1];
+#pragma unroll
+    for (int k = 0; k < KM; k++) {
+        wk[k] = (k < K && c < C) ? w[c * K + k] : 0.0f;
         acc[k] = 0.0f;
-    if (c < C)
-        for (int r = r0 + threadIdx.y; r < min(r0 + 256, rows); r += 8) {
-            const int t = r % L;
-            const float g = dout[(size_t)r * C + c];
-            acc[16] += g;
+    }
+    acc[KM] = 0.0f;
+    for (int t0 = cb.t_begin; t0 < cb.t_end; t0 += CONV_TT) {
+        __syncthreads();
+        conv_load_tile(tin, inp, b, t0, L, C, cb.c0, K);
+        /* dout rows [t0, t0 + CONV_TT + K - 1): the same loader shifted by K - 1 */
+        conv_load_tile(tdo, dout, b, t0 + K - 1, L, C, cb.c0, K);
+        __syncthreads();
+        for (int r = threadIdx.y; r < CONV_TT && t0 + r < cb.t_end; r += CONV_TY) {
+            /* step t = t0 + r: tdo[r] is dout[t], tin[r + k] is inp[t-K+1+k] */
+            const float g = tdo[r][threadIdx.x];
+            float di = 0.0f;
+            acc[KM] += g;
 #pragma unroll
-            for (int k = 0; k < 16; k++)
-                if (k < K && t - K + 1 + k >= 0)
-                    acc[k] += g * inp[((size_t)r - (K - 1 - k)) * C + c];
+            for (int k = 0; k < KM; k++)
+                if (k < K) {
+                    acc[k] += g * tin[r + k][threadIdx.x];
+                    di += wk[k] * tdo[r + K - 1 - k][threadIdx.x]; /* dout[t+K-1-k] */
+                }
+            if (dinp && c < C)
+                dinp[((size_t)b * L + t0 + r) * C + c] += di;
         }
-#pragma unroll
-    for (int k = 0; k < 17; k++)
-        part[threadIdx.y][k][threadIdx.x] = acc[k];
+    }
     __syncthreads();
-    if (threadIdx.y == 0 && c < C) {
-        for (int k = 0; k <= K; k++) {
-            const int kk = k < K ? k : 16;
-            float tsum = 0.0f;
-            for (int y = 0; y < 8; y++)
-                tsum += part[y][kk][threadIdx.x];
-            if (k < K)
-                atomicAdd(&dw[c * K + k], tsum);
-            else if (dbias)
-                atomicAdd(&dbias[c], tsum);
+    float (*part)[32] = tin; /* CONV_TY rows per tap: (K+1) * CONV_TY <= CONV_TT + K - 1 */
+    for (int k = 0; k <= K; k += CONV_TT / CONV_TY - 1) {
+        /* taps k .. k+6 at a time, so the partial sums fit in the tile */
+        const int kn = min(K + 1 - k, CONV_TT / CONV_TY - 1);
+#pragma unroll
+        for (int j = 0; j < KM + 1; j++) {
+            const int kk = j == KM ? K : j < K ? j : -1; /* acc[KM]: the bias, "tap K" */
+            if (kk >= k && kk < k + kn)
+                part[(kk - k) * CONV_TY + threadIdx.y][threadIdx.x] = acc[j];
         }
+        __syncthreads();
+        if (threadIdx.y < kn && c < C) {
+            float s = 0.0f;
+            for (int y = 0; y < CONV_TY; y++)
+                s += part[threadIdx.y * CONV_TY + y][threadIdx.x];
+            const int kk = k + threadIdx.y;
+            if (kk < K)
+                atomicAdd(&dw[c * K + kk], s);
+            else if (dbias)
+                atomicAdd(&dbias[c], s);
+        }
+        __syncthreads();
     }
 }
 
@@ -421,8 +503,17 @@ extern "C" int kern_conv1d_forward(kern_ctx *ctx, float *out, const float *inp, 
     if (int rc = need(err, "kern_conv1d_forward", ctx && out && inp && w && B >= 0 && L >= 0 &&
                                                       C > 0 && K > 0 && K <= 16))
         return rc;
-    const size_t n = (size_t)B * L * C;
-    GRID_STRIDE(conv1d_forward_kernel, n, out, inp, w, bias, B, L, C, K);
+    if ((size_t)B * L == 0)
+        return KERN_OK;
+    if ((long long)B * ((L + CONV_TT * CONV_SEG - 1) / (CONV_TT * CONV_SEG)) * ((C + 31) / 32) > INT32_MAX)
+        return kern_err_set(err, KERN_EINVAL, "kern_conv1d_forward: %d x %d x %d is too large", B, L, C);
+    const dim3 block(32, CONV_TY);
+    if (K <= 4)
+        conv1d_forward_kernel<4><<<conv_blocks(B, L, C), block, 0, ctx->stream>>>(out, inp, w, bias, B, L, C, K);
+    else
+        conv1d_forward_kernel<16><<<conv_blocks(B, L, C), block, 0, ctx->stream>>>(out, inp, w, bias, B, L, C, K);
+    KERN_LAUNCHED("conv1d_forward_kernel", err);
+    return KERN_OK;
 }
 
 extern "C" int kern_conv1d_backward(kern_ctx *ctx, float *dinp, float *dw, float *dbias,
@@ -432,16 +523,16 @@ extern "C" int kern_conv1d_backward(kern_ctx *ctx, float *dinp, float *dw, float
     if (int rc = need(err, "kern_conv1d_backward", ctx && dw && dout && inp && w && B >= 0 &&
                                                        L >= 0 && C > 0 && K > 0 && K <= 16))
         return rc;
-    const size_t n = (size_t)B * L * C;
-    if (n == 0)
+    if ((size_t)B * L == 0)
         return KERN_OK;
-    if (dinp) {
-        conv1d_backward_input_kernel<<<blocks_for(n), THREADS, 0, ctx->stream>>>(dinp, dout, w, B, L, C, K);
-        KERN_LAUNCHED("conv1d_backward_input_kernel", err);
-    }
-    const dim3 grid((C + 31) / 32, (B * L + 255) / 256), block(32, 8);
-    conv1d_backward_weight_kernel<<<grid, block, 0, ctx->stream>>>(dw, dbias, dout, inp, B, L, C, K);
-    KERN_LAUNCHED("conv1d_backward_weight_kernel", err);
+    if ((long long)B * ((L + CONV_TT * CONV_SEG - 1) / (CONV_TT * CONV_SEG)) * ((C + 31) / 32) > INT32_MAX)
+        return kern_err_set(err, KERN_EINVAL, "kern_conv1d_backward: %d x %d x %d is too large", B, L, C);
+    const dim3 block(32, CONV_TY);
+    if (K <= 4)
+        conv1d_backward_kernel<4><<<conv_blocks(B, L, C), block, 0, ctx->stream>>>(dinp, dw, dbias, dout, inp, w, B, L, C, K);
+    else
+        conv1d_backward_kernel<16><<<conv_blocks(B, L, C), block, 0, ctx->stream>>>(dinp, dw, dbias, dout, inp, w, B, L, C, K);
+    KERN_LAUNCHED("conv1d_backward_kernel", err);
     return KERN_OK;
 }
 
@@ -519,6 +610,22 @@ extern "C" int kern_softplus_forward(kern_ctx *ctx, float *out, const float *inp
     if (int rc = need(err, "kern_softplus_forward", ctx && out && inp))
         return rc;
     GRID_STRIDE(softplus_forward_kernel, n, out, inp, n);
+}
+
+extern "C" int kern_negexp_forward(kern_ctx *ctx, float *out, const float *inp, size_t n,
+                                   kern_error *err)
+{
+    if (int rc = need(err, "kern_negexp_forward", ctx && out && inp))
+        return rc;
+    GRID_STRIDE(negexp_forward_kernel, n, out, inp, n);
+}
+
+extern "C" int kern_negexp_backward(kern_ctx *ctx, float *dinp, const float *dout,
+                                    const float *out, size_t n, kern_error *err)
+{
+    if (int rc = need(err, "kern_negexp_backward", ctx && dinp && dout && out))
+        return rc;
+    GRID_STRIDE(negexp_backward_kernel, n, dinp, dout, out, n);
 }
 
 extern "C" int kern_softplus_backward(kern_ctx *ctx, float *dinp, const float *dout,

@@ -151,6 +151,10 @@ int kern_softplus_forward(kern_ctx *ctx, float *out, const float *inp, size_t n,
                           kern_error *err);
 int kern_softplus_backward(kern_ctx *ctx, float *dinp, const float *dout, const float *inp,
                            size_t n, kern_error *err);
+/* out = -exp(inp) (Mamba's A from A_log); backward dinp += dout * out */
+int kern_negexp_forward(kern_ctx *ctx, float *out, const float *inp, size_t n, kern_error *err);
+int kern_negexp_backward(kern_ctx *ctx, float *dinp, const float *dout, const float *out,
+                         size_t n, kern_error *err);
 int kern_residual_forward(kern_ctx *ctx, float *out, const float *a, const float *b, size_t n,
                           kern_error *err);
 int kern_residual_backward(kern_ctx *ctx, float *da, float *db, const float *dout, size_t n,

@@ -41,6 +41,30 @@ static void cpu_copy_rows(void *dst, size_t dpitch, const void *src, size_t spit
         memcpy((char *)dst + r * dpitch, (const char *)src + r * spitch, width);
 }
 
+/* nssm_selective_scan_backward adds into its gradients; accumulate == 0 clears them first */
+static int cpu_selective_scan_backward(real *du, real *ddelta, real *dA, real *dBm, real *dCm,
+                                       real *dDskip, real *dz, const real *dy, const real *u,
+                                       const real *delta, const real *A, const real *Bm,
+                                       const real *Cm, const real *Dskip, const real *z, int B,
+                                       int L, int D, int N, const real *ypre, const real *hchk,
+                                       int threads, int accumulate)
+{
+    if (!accumulate) {
+        const size_t bld = sizeof(real) * B * L * D, bln = sizeof(real) * B * L * N;
+        memset(du, 0, bld);
+        memset(ddelta, 0, bld);
+        if (z)
+            memset(dz, 0, bld);
+        memset(dBm, 0, bln);
+        memset(dCm, 0, bln);
+        memset(dA, 0, sizeof(real) * D * N);
+        if (dDskip)
+            memset(dDskip, 0, sizeof(real) * D);
+    }
+    return nssm_selective_scan_backward(du, ddelta, dA, dBm, dCm, dDskip, dz, dy, u, delta, A,
+                                        Bm, Cm, Dskip, z, B, L, D, N, ypre, hchk, threads);
+}
+
 const nssm_backend nssm_backend_cpu = {
     .name = "cpu",
     .device = NSSM_DEVICE_CPU,
@@ -65,8 +89,10 @@ const nssm_backend nssm_backend_cpu = {
     .glu_backward = nssm_glu_backward,
     .softplus_forward = nssm_softplus_forward,
     .softplus_backward = nssm_softplus_backward,
+    .negexp_forward = nssm_negexp_forward,
+    .negexp_backward = nssm_negexp_backward,
     .selective_scan_forward = nssm_selective_scan_forward,
-    .selective_scan_backward = nssm_selective_scan_backward,
+    .selective_scan_backward = cpu_selective_scan_backward,
     .sumsq = nssm_sumsq,
     .adamw_update = nssm_adamw_update,
     .s4d_kernel_forward = nssm_s4d_kernel_forward,

@@ -3,17 +3,19 @@
  * forecaster mapped onto kernels/kernels.h, with the argument orders and semantics of the
  * CPU reference functions (backward functions accumulate). Compiled only with
  * SSMD_HAVE_CUDA. Memory comes from cudaMallocManaged so that model.c's host-side glue
- * (window features, A = -exp(A_log)) can read the same buffers after synchronize().
+ * (window features and targets, parameters in and out) can reach the same buffers after
+ * synchronize().
  *
  * The table's functions take no context argument, so this file keeps the one piece of
  * process-wide state in the library: a kern_ctx (stream + cuBLAS handle) created once on
  * first use, and the first error a void operation met, reported by the next synchronize()
  * (the table has no error channel for void operations). Use one model per thread at a time;
- * the context serialises everything on one stream. Every operation waits for its work
- * before returning (see note()). Clearing, the residual stream, the gathers, the quantile
- * head, the loss, the gradient norm and the AdamW step run here too, so activations,
- * gradients and parameters stay on the device; what the host still touches per step is
- * small (window features and targets, A = -exp(A_log)).
+ * the context serialises everything on one stream, and operations return once their work
+ * is queued: the host waits only in synchronize() and where a value comes back (the loss,
+ * the gradient norm). Clearing, the residual stream, the gathers, A = -exp(A_log), the
+ * quantile head, the loss, the gradient norm and the AdamW step run here too, so
+ * activations, gradients and parameters stay on the device; what the host still touches
+ * per step is the window features and targets, written before the step's first operation.
  *
  * Layout note: the selective scan's hchk buffer (sized by model.c for NSSM_SCAN_CHUNK) is
  * filled in kernels/' own layout, (B, ceil(L/KERN_SCAN_CHUNK), N, D), which is smaller; the
@@ -59,15 +61,12 @@ static int to_nssm(int rc)
     return NSSM_EUNSUPPORTED;
 }
 
-/* Records the first error, then waits for the stream: model.c's host-side glue reads and
- * zeroes these managed buffers between operations (memset on the host), and a kernel still
- * running would race with it, so every operation here returns only once its work is done. */
+/* Records the first error (a failed launch or argument check; a fault inside a kernel
+ * surfaces at the next synchronize()). It does not wait: model.c touches these managed
+ * buffers on the host only after synchronize(), so the stream runs ahead of the host, and
+ * a training step is not a hundred launch round trips. */
 static int note(int rc)
 {
-    if (!rc && ctx()) {
-        kern_error e;
-        rc = kern_sync(ctx(), &e);
-    }
     if (rc) {
         pthread_mutex_lock(&cuda_err_lock);
         if (!cuda_err_code)
@@ -260,6 +259,18 @@ static void cuda_softplus_backward(real *dinp, const real *dout, const real *inp
     note(kern_softplus_backward(ctx(), dinp, dout, inp, n, &e));
 }
 
+static void cuda_negexp_forward(real *out, const real *inp, size_t n)
+{
+    kern_error e;
+    note(kern_negexp_forward(ctx(), out, inp, n, &e));
+}
+
+static void cuda_negexp_backward(real *dinp, const real *dout, const real *out, size_t n)
+{
+    kern_error e;
+    note(kern_negexp_backward(ctx(), dinp, dout, out, n, &e));
+}
+
 /* The scan wants Bm, Cm (and dBm, dCm) on 16 bytes; model.c's arena slices usually are.
  * Otherwise work on aligned copies. */
 static int aligned(const void *p)
@@ -308,7 +319,7 @@ static int cuda_scan_backward(real *du, real *ddelta, real *dA, real *dBm, real 
                               real *dDskip, real *dz, const real *dy, const real *u,
                               const real *delta, const real *A, const real *Bm, const real *Cm,
                               const real *Dskip, const real *z, int B, int L, int D, int N,
-                              const real *ypre, const real *hchk, int threads)
+                              const real *ypre, const real *hchk, int threads, int accumulate)
 {
     (void)ypre;
     (void)threads;
@@ -316,13 +327,13 @@ static int cuda_scan_backward(real *du, real *ddelta, real *dA, real *dBm, real 
     const size_t nbc = (size_t)B * L * N;
     real *Bc = aligned(Bm) ? (real *)Bm : copy_aligned(Bm, nbc, 1);
     real *Cc = aligned(Cm) ? (real *)Cm : copy_aligned(Cm, nbc, 1);
-    real *dBc = aligned(dBm) ? dBm : copy_aligned(dBm, nbc, 1);
-    real *dCc = aligned(dCm) ? dCm : copy_aligned(dCm, nbc, 1);
+    real *dBc = aligned(dBm) ? dBm : copy_aligned(dBm, nbc, accumulate);
+    real *dCc = aligned(dCm) ? dCm : copy_aligned(dCm, nbc, accumulate);
     int rc;
     if (!Bc || !Cc || !dBc || !dCc) {
         rc = note(KERN_ENOMEM);
     } else {
-        rc = note(kern_selective_scan_backward(ctx(), KERN_F32, 1, du, ddelta, dA, dBc, dCc,
+        rc = note(kern_selective_scan_backward(ctx(), KERN_F32, accumulate, du, ddelta, dA, dBc, dCc,
                                                dDskip, dz, dy, u, delta, A, Bc, Cc, Dskip, z, B,
                                                L, D, N, hchk, &e));
         cudaStream_t st = (cudaStream_t)kern_ctx_stream(ctx());
@@ -400,6 +411,8 @@ const nssm_backend nssm_backend_cuda = {
     .glu_backward = cuda_glu_backward,
     .softplus_forward = cuda_softplus_forward,
     .softplus_backward = cuda_softplus_backward,
+    .negexp_forward = cuda_negexp_forward,
+    .negexp_backward = cuda_negexp_backward,
     .selective_scan_forward = cuda_scan_forward,
     .selective_scan_backward = cuda_scan_backward,
     .s4d_kernel_forward = cuda_s4d_kernel_forward,

@@ -218,6 +218,19 @@ void nssm_softplus_backward(real *dinp, const real *dout, const real *inp, size_
         dinp[i] += inp[i] > 20 ? dout[i] : dout[i] / (1 + nssm_exp(-inp[i]));
 }
 
+void nssm_negexp_forward(real *out, const real *inp, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        out[i] = -real_exp(inp[i]);
+}
+
+/* d/dx (-e^x) = -e^x: the forward's own output */
+void nssm_negexp_backward(real *dinp, const real *dout, const real *out, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        dinp[i] += dout[i] * out[i];
+}
+
 void nssm_residual_forward(real *out, const real *a, const real *b, size_t n)
 {
     for (size_t i = 0; i < n; i++)

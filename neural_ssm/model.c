@@ -165,6 +165,9 @@ typedef struct acts {
     /* host-side per-window statistics and normalised window */
     double *mu, *sigma;          /* (B) */
     double *wn;                  /* (B, L + H), NaN = no target */
+    /* feat and tgt as the host builds them, copied into the backend's memory in one go:
+     * host writes into a device's managed pages would move them over and back each step */
+    real *stage;                 /* (B, L, F) then (B, L + H) */
 } acts;
 
 static real *take(real **cursor, size_t *total, size_t n, int really)
@@ -265,6 +268,7 @@ static void acts_free(const nssm_backend *be, acts *a)
     free(a->mu);
     free(a->sigma);
     free(a->wn);
+    free(a->stage);
     memset(a, 0, sizeof *a);
 }
 
@@ -277,7 +281,9 @@ static int acts_init(const nssm_config *c, const nssm_backend *be, acts *a, int 
     a->mu = malloc(sizeof(double) * B);
     a->sigma = malloc(sizeof(double) * B);
     a->wn = malloc(sizeof(double) * B * (c->context + c->horizon));
-    if (!a->mem || !a->mu || !a->sigma || !a->wn) {
+    a->stage = malloc(sizeof(real) * B *
+                      ((size_t)c->context * nssm_config_features(c) + c->context + c->horizon));
+    if (!a->mem || !a->mu || !a->sigma || !a->wn || !a->stage) {
         acts_free(be, a);
         return nssm_error_set(err, NSSM_ENOMEM, "out of memory for activations");
     }
@@ -599,11 +605,31 @@ const nssm_backend *nssm_model_backend_(const nssm_model *m) { return m->be; }
 
 /* ---- input preparation (host) ------------------------------------------------------------- */
 
+/* sin and cos of 2 pi phase / period for every phase of a whole-number period of at most
+ * `uses` steps (the batch's B * L lookups): a batch of windows revisits the same few phases
+ * (24 of them for a daily period of hourly data) over and over, and sin + cos were most of
+ * the batch's host time on a GPU step. tab[2 ph], tab[2 ph + 1], the same values as the
+ * direct formula; NULL for other periods. */
+static double *calendar_table(double period, size_t uses)
+{
+    if (!(period >= 1 && period <= (double)uses && period <= 1 << 20 && period == floor(period)))
+        return NULL;
+    const int P = (int)period;
+    double *tab = malloc(sizeof(double) * 2 * P);
+    if (tab)
+        for (int ph = 0; ph < P; ph++) {
+            tab[2 * ph] = sin(2 * M_PI * ph / period);
+            tab[2 * ph + 1] = cos(2 * M_PI * ph / period);
+        }
+    return tab;
+}
+
 /* Fills features, statistics and the normalised window for one window.
- * w: L + H raw values (NaN = missing). Returns 0 when the context has no observation
- * (then every target is masked). */
-static int prepare_window(const nssm_config *c, const double *w, int64_t cal0, real *feat,
-                          double *mu_out, double *sigma_out, double *wn)
+ * w: L + H raw values (NaN = missing); tabs: calendar_table() of each period (entries may
+ * be NULL). Returns 0 when the context has no observation (then every target is masked). */
+static int prepare_window(const nssm_config *c, const double *w, int64_t cal0,
+                          double *const *tabs, real *feat, double *mu_out, double *sigma_out,
+                          double *wn)
 {
     const int L = c->context, H = c->horizon, F = nssm_config_features(c);
     /* statistics over the observed values of the first half (the warm-up), else over the
@@ -658,8 +684,13 @@ static int prepare_window(const nssm_config *c, const double *w, int64_t cal0, r
             double ph = fmod((double)(cal0 + t), c->periods[k]);
             if (ph < 0)
                 ph += c->periods[k];
-            f[2 + 2 * k] = (real)sin(2 * M_PI * ph / c->periods[k]);
-            f[3 + 2 * k] = (real)cos(2 * M_PI * ph / c->periods[k]);
+            if (tabs[k]) { /* a whole number below the period: an exact index */
+                f[2 + 2 * k] = (real)tabs[k][2 * (int)ph];
+                f[3 + 2 * k] = (real)tabs[k][2 * (int)ph + 1];
+            } else {
+                f[2 + 2 * k] = (real)sin(2 * M_PI * ph / c->periods[k]);
+                f[3 + 2 * k] = (real)cos(2 * M_PI * ph / c->periods[k]);
+            }
         }
     }
     for (int t = 0; t < L + H; t++)
@@ -697,9 +728,7 @@ static int forward(const nssm_config *c, const nssm_backend *be, const net_param
                                Di, N);
             be->linear_forward(la->dtl, la->dtr, lp->dt_proj_w, lp->dt_proj_b, BL, R, Di);
             be->softplus_forward(la->delta, la->dtl, (size_t)BL * Di);
-            be->synchronize();
-            for (size_t k = 0; k < (size_t)Di * N; k++)
-                la->Aneg[k] = -real_exp(lp->A_log[k]);
+            be->negexp_forward(la->Aneg, lp->A_log, (size_t)Di * N); /* A = -exp(A_log) */
             be->selective_scan_forward(la->y, la->xs, la->delta, la->Aneg, la->Bm, la->Cm,
                                        lp->Dskip, la->z, B, L, Di, N, la->ypre,
                                        grad ? la->hchk : NULL, threads);
@@ -711,7 +740,9 @@ static int forward(const nssm_config *c, const nssm_backend *be, const net_param
                 rc = be->s4d_conv_forward(la->yc, la->normed, la->K, lp->Dskip, B, L, D,
                                           threads);
             } else {
-                /* inference: the recurrence, O(N) per step */
+                /* inference: the recurrence, O(N) per step, on the host (a device
+                 * backend's normed must be complete before the host reads it) */
+                be->synchronize();
                 rc = nssm_s4d_recurrent_forward(la->yc, la->normed, lp->log_dt, lp->C_re,
                                                 lp->C_im, lp->log_A_re, lp->A_im, lp->Dskip, B,
                                                 L, D, N);
@@ -779,7 +810,6 @@ static int backward(nssm_model *m, acts *a, int B)
     be->linear_backward(a->dnormf, g->head_w, g->head_b, a->draw, a->normf, p->head_w, B * P,
                         D, H * Q);
     be->rmsnorm_backward(a->dhP, g->normf_w, a->dnormf, a->hP, p->normf_w, a->rstdf, B * P, D);
-    be->synchronize();
     be->zero(a->dres, sizeof(real) * nBLD);
     /* scatter back to the forecast positions t0..L-1 of every sequence */
     const int t0 = L - P;
@@ -797,25 +827,18 @@ static int backward(nssm_model *m, acts *a, int B)
         if (c->mixer == NSSM_MIXER_MAMBA) {
             real *dy = a->g1, *dxs = a->g2, *ddelta = a->g3, *dz = a->g4, *ddtl = a->g5;
             be->zero(dy, sizeof(real) * nBLDi);
-            be->zero(dxs, sizeof(real) * nBLDi);
-            be->zero(ddelta, sizeof(real) * nBLDi);
-            be->zero(dz, sizeof(real) * nBLDi);
-            be->zero(a->gB, sizeof(real) * BL * N);
-            be->zero(a->gC, sizeof(real) * BL * N);
-            be->zero(a->gK, sizeof(real) * Di * N);
+            /* the scan writes dxs, ddelta, dz, gK (dA), gB, gC and this layer's Dskip
+             * gradient (accumulate = 0): nothing to clear for it */
             /* forward: mix = y @ out_proj^T */
             be->linear_backward(dy, gp->out_proj_w, NULL, a->dres, la->y, lp->out_proj_w, BL,
                                 Di, D);
             rc = be->selective_scan_backward(dxs, ddelta, a->gK, a->gB, a->gC, gp->Dskip, dz, dy,
                                              la->xs, la->delta, la->Aneg, la->Bm, la->Cm,
                                              lp->Dskip, la->z, B, L, Di, N, la->ypre, la->hchk,
-                                             threads);
+                                             threads, 0);
             if (rc)
                 return rc;
-            be->synchronize();
-            /* forward: A = -exp(A_log), so dA_log = dA * A */
-            for (size_t k = 0; k < (size_t)Di * N; k++)
-                gp->A_log[k] += a->gK[k] * la->Aneg[k];
+            be->negexp_backward(gp->A_log, a->gK, la->Aneg, (size_t)Di * N);
             be->zero(ddtl, sizeof(real) * nBLDi);
             be->softplus_backward(ddtl, ddelta, la->dtl, nBLDi);
             be->zero(a->gR, sizeof(real) * BL * R);
@@ -828,7 +851,6 @@ static int backward(nssm_model *m, acts *a, int B)
             be->linear_backward(dxs, gp->x_proj_w + (size_t)(R + N) * Di, NULL, a->gC, la->xs,
                                 lp->x_proj_w + (size_t)(R + N) * Di, BL, Di, N);
             real *dxc = ddelta, *dxin = dy; /* reuse: both are dead now */
-            be->synchronize();
             be->zero(dxc, sizeof(real) * nBLDi);
             be->silu_backward(dxc, dxs, la->xc, nBLDi);
             be->zero(dxin, sizeof(real) * nBLDi);
@@ -887,16 +909,25 @@ static int check_batch(const nssm_config *c, const double *win, int B, nssm_erro
     return NSSM_OK;
 }
 
-static void prepare_batch(const nssm_config *c, acts *a, const double *win, const int64_t *cal0,
-                          int B)
+static void prepare_batch(const nssm_config *c, const nssm_backend *be, acts *a,
+                          const double *win, const int64_t *cal0, int B)
 {
     const int L = c->context, H = c->horizon, F = nssm_config_features(c);
+    double *tabs[NSSM_MAX_PERIODS] = {NULL};
+    for (int k = 0; k < c->n_periods; k++)
+        tabs[k] = calendar_table(c->periods[k], (size_t)B * L); /* NULL: direct sin, cos */
+    real *feat = a->stage, *tgt = a->stage + (size_t)B * L * F;
     for (int b = 0; b < B; b++)
-        prepare_window(c, win + (size_t)b * (L + H), cal0 ? cal0[b] : 0,
-                       a->feat + (size_t)b * L * F, &a->mu[b], &a->sigma[b],
+        prepare_window(c, win + (size_t)b * (L + H), cal0 ? cal0[b] : 0, tabs,
+                       feat + (size_t)b * L * F, &a->mu[b], &a->sigma[b],
                        a->wn + (size_t)b * (L + H));
     for (size_t i = 0; i < (size_t)B * (L + H); i++) /* the targets, where the loss runs */
-        a->tgt[i] = (real)a->wn[i];
+        tgt[i] = (real)a->wn[i];
+    for (int k = 0; k < c->n_periods; k++)
+        free(tabs[k]);
+    const size_t nf = sizeof(real) * B * L * F, nt = sizeof(real) * B * (L + H);
+    be->copy_rows(a->feat, nf, feat, nf, nf, 1);
+    be->copy_rows(a->tgt, nt, tgt, nt, nt, 1);
 }
 
 int nssm_model_loss(nssm_model *m, const double *win, const int64_t *cal0, int B,
@@ -911,7 +942,7 @@ int nssm_model_loss(nssm_model *m, const double *win, const int64_t *cal0, int B
      * but not its saved states */
     if ((rc = ensure_acts(m, a, B, P, with_grad, err)))
         return rc;
-    prepare_batch(&m->cfg, a, win, cal0, B);
+    prepare_batch(&m->cfg, m->be, a, win, cal0, B);
     if ((rc = forward(&m->cfg, m->be, &m->p, a, B, m->threads)))
         return nssm_error_set(err, rc, "forward pass failed");
     *loss = pinball(&m->cfg, m->be, a, B, with_grad ? a->draw : NULL);
@@ -931,7 +962,7 @@ int nssm_model_eval_loss(nssm_model *m, const double *win, const int64_t *cal0, 
         return rc;
     if ((rc = ensure_acts(m, &m->eval, B, 1, 0, err)))
         return rc;
-    prepare_batch(&m->cfg, &m->eval, win, cal0, B);
+    prepare_batch(&m->cfg, m->be, &m->eval, win, cal0, B);
     if ((rc = forward(&m->cfg, m->be, &m->p, &m->eval, B, m->threads)))
         return nssm_error_set(err, rc, "forward pass failed");
     *loss = pinball(&m->cfg, m->be, &m->eval, B, NULL);
@@ -975,7 +1006,7 @@ int nssm_forecast(const nssm_model *m, const nssm_series_ref *s, double *q_out, 
         free(win);
         return rc;
     }
-    prepare_batch(c, &a, win, &cal0, 1);
+    prepare_batch(c, m->be, &a, win, &cal0, 1);
     /* one thread: a single forecast is a few milliseconds of work, and a daemon runs many
      * series side by side, where OpenMP teams would only fight over the cores */
     rc = forward(c, m->be, &m->p, &a, 1, 1);

@@ -86,12 +86,16 @@ void nssm_conv1d_backward(nssm_real *dinp, nssm_real *dw, nssm_real *dbias,
                           int B, int L, int C, int K);
 
 /* Elementwise: SiLU x*sigmoid(x); softplus log(1+e^x) (x itself above 20, as PyTorch);
- * residual out = a + b. n elements. */
+ * negexp out = -exp(inp) (Mamba's A = -exp(A_log); its backward dinp += dout * out, from
+ * the forward's out); residual out = a + b. n elements. */
 void nssm_silu_forward(nssm_real *out, const nssm_real *inp, size_t n);
 void nssm_silu_backward(nssm_real *dinp, const nssm_real *dout, const nssm_real *inp, size_t n);
 void nssm_softplus_forward(nssm_real *out, const nssm_real *inp, size_t n);
 void nssm_softplus_backward(nssm_real *dinp, const nssm_real *dout, const nssm_real *inp,
                             size_t n);
+void nssm_negexp_forward(nssm_real *out, const nssm_real *inp, size_t n);
+void nssm_negexp_backward(nssm_real *dinp, const nssm_real *dout, const nssm_real *out,
+                          size_t n);
 void nssm_residual_forward(nssm_real *out, const nssm_real *a, const nssm_real *b, size_t n);
 void nssm_residual_backward(nssm_real *da, nssm_real *db, const nssm_real *dout, size_t n);
 
@@ -245,16 +249,21 @@ typedef struct nssm_backend {
                          const nssm_real *, size_t);
     void (*softplus_forward)(nssm_real *, const nssm_real *, size_t);
     void (*softplus_backward)(nssm_real *, const nssm_real *, const nssm_real *, size_t);
+    void (*negexp_forward)(nssm_real *, const nssm_real *, size_t);
+    void (*negexp_backward)(nssm_real *, const nssm_real *, const nssm_real *, size_t);
     void (*selective_scan_forward)(nssm_real *, const nssm_real *, const nssm_real *,
                                    const nssm_real *, const nssm_real *, const nssm_real *,
                                    const nssm_real *, const nssm_real *, int, int, int, int,
                                    nssm_real *, nssm_real *, int);
+    /* as nssm_selective_scan_backward, plus a last argument `accumulate`: 0 writes
+     * every gradient instead of adding into it (a device then need not read the zeros
+     * back in: three (B, L, D) arrays, a third of the scan backward's time) */
     int (*selective_scan_backward)(nssm_real *, nssm_real *, nssm_real *, nssm_real *,
                                    nssm_real *, nssm_real *, nssm_real *, const nssm_real *,
                                    const nssm_real *, const nssm_real *, const nssm_real *,
                                    const nssm_real *, const nssm_real *, const nssm_real *,
                                    const nssm_real *, int, int, int, int, const nssm_real *,
-                                   const nssm_real *, int);
+                                   const nssm_real *, int, int);
     /* the optimiser where the parameters live (nssm_sumsq, nssm_adamw_update) */
     double (*sumsq)(const nssm_real *, size_t);
     void (*adamw_update)(nssm_real *, const nssm_real *, nssm_real *, nssm_real *, size_t,

@@ -13,8 +13,9 @@
  * kernels/internal.h): forward tile32+fma, split2 and backward lean over the states-per-thread
  * sweep, each forward flag alone and split2+tile32 at the library's choice of S.
  *
- * Usage: bench_scan [--quick | --profile]   (--quick: one small case, for sanitizer runs;
- *        --profile: one forward and one backward per case, for Nsight Compute)
+ * Usage: bench_scan [--quick | --profile | --case B L D N]   (--quick: one small case, for
+ *        sanitizer runs; --profile: one forward and one backward per case, for Nsight
+ *        Compute; --case: the sweep and table at one shape, e.g. a training batch's)
  * Env: SSMD_BENCH_PYTHON (default python3) runs the PyTorch peer; "none" skips it.
  *      SSMD_BENCH_SCAN_VARIANT (--profile only): the KERN_SCAN_* flags to profile (default 0).
  */
@@ -471,7 +472,10 @@ int main(int argc, char **argv)
         kern_ctx_destroy(ctx);
         return 0;
     }
-    if (quick) {
+    if (argc > 5 && !strcmp(argv[1], "--case")) { /* --case B L D N: one shape, no PyTorch */
+        bench_case(ctx, atoi(argv[2]), atoi(argv[3]), atoi(argv[4]), atoi(argv[5]), 10, 0,
+                   summary, sizeof summary);
+    } else if (quick) {
         bench_case(ctx, 2, 300, 96, 16, 3, 0, summary, sizeof summary);
     } else {
         bench_case(ctx, 16, 2048, 1536, 16, 10, 1, summary, sizeof summary);

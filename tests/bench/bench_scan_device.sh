@@ -2,7 +2,8 @@
 # tests/bench/bench_scan_device.sh — everything the kernels need on a GPU machine in one
 # go: configure + build (neural-only), the cmocka tests, compute-sanitizer memcheck and
 # racecheck on the test sizes, then bench_scan (its table comes last). Logs go to $OUT
-# when set. Usage, from the repository root: bash tests/bench/bench_scan_device.sh [tests|bench|all]
+# when set. Usage, from the repository root:
+#   bash tests/bench/bench_scan_device.sh [tests|bench|train|teststrain|trainshape|profile|trainprof|all]
 set -uo pipefail
 what=${1:-all}
 out=${OUT:-/tmp/kernels-out}
@@ -24,7 +25,7 @@ cmake --build $bdir -j16 --target test_kernels test_neural_device bench_scan ben
   || { grep -E "error|Error" "$out/build.log" | head -30; exit 1; }
 echo "== built"
 rc=0
-if [ "$what" != bench ] && [ "$what" != profile ]; then
+if [ "$what" = tests ] || [ "$what" = all ] || [ "$what" = teststrain ]; then
   echo "== test_kernels"
   ./$bdir/tests/kernels/test_kernels 2>&1 | tee "$out/test_kernels.log" | grep -E "OK|FAIL|SKIP|PASSED|device|error" ; rc=${PIPESTATUS[0]}
   echo "test_kernels exit $rc"
@@ -46,6 +47,31 @@ if [ "$what" != bench ] && [ "$what" != profile ]; then
     [ $s -ne 0 ] && rc=$s
   fi
 fi
+if [ "$what" = trainprof ]; then
+  # where a training step's time goes: Nsight Systems over 6 GPU steps (the first warms up)
+  echo "== nsys bench_train"
+  nsys=$(command -v nsys || ls /usr/local/cuda/bin/nsys /opt/nvidia/nsight-systems/*/bin/nsys 2>/dev/null | head -1)
+  if [ -n "$nsys" ]; then
+    BENCH_TRAIN_PROFILE=6 $nsys profile -o "$out/train" --force-overwrite true -t cuda,osrt \
+      ./$bdir/tests/bench_train mamba > "$out/nsys.log" 2>&1
+    echo "nsys exit $?"; grep "gpu step" "$out/nsys.log"
+    $nsys stats -r cuda_gpu_kern_sum,cuda_api_sum,cuda_gpu_mem_time_sum,um_sum -f csv -o "$out/stats" "$out/train.nsys-rep" > /dev/null 2>&1
+    for f in "$out"/stats_*.csv; do echo "-- $f"; head -30 "$f" | cut -d, -f1-9 | cut -c1-200; done
+  else
+    echo "no nsys; ncu durations instead"
+    BENCH_TRAIN_PROFILE=2 ncu --clock-control none --metrics gpu__time_duration.sum --print-summary per-kernel \
+      ./$bdir/tests/bench_train mamba > "$out/ncu_train.txt" 2>&1
+    grep -E "^  [a-zA-Z_]|gpu__time_duration" "$out/ncu_train.txt" | head -120
+  fi
+  exit 0
+fi
+if [ "$what" = trainshape ]; then
+  # the scan at the shape of bench_train's batch (B 256, L 512, D 256, N 16): S sweep, variants
+  ./$bdir/tests/bench_scan --case 256 512 256 16 2>&1 | tee "$out/bench_scan_train.log" | tail -32
+  echo "== bench_train"
+  timeout 300 ./$bdir/tests/bench_train mamba 2>&1 | tee "$out/bench_train.log" | tail -12
+  exit 0
+fi
 if [ "$what" = profile ]; then
   echo "== ncu"
   ncu --kernel-name regex:"scan_(forward|backward)_kernel" --launch-count 4 \
@@ -57,10 +83,10 @@ if [ "$what" = profile ]; then
   grep -E "scan_(forward|backward)_kernel|Duration|Memory Throughput|DRAM Throughput|Compute \(SM\) Throughput|Achieved Occupancy|Registers Per|Stall|Warp Cycles Per Issued|Issued Ipc|No Eligible|Executed Ipc|Block Limit|Dynamic Shared" "$out/ncu.txt" | cut -c1-150 | head -120
   exit 0
 fi
-if [ "$what" = all ] || [ "$what" = train ]; then
+if [ "$what" = all ] || [ "$what" = train ] || [ "$what" = teststrain ]; then
   echo "== bench_train"
   timeout 300 ./$bdir/tests/bench_train mamba 2>&1 | tee "$out/bench_train.log" | tail -12
-  [ "$what" = train ] && exit 0
+  [ "$what" = train ] || [ "$what" = teststrain ] && exit $rc
 fi
 if [ "$what" != tests ]; then
   echo "== bench_scan"

@@ -88,6 +88,19 @@ int main(int argc, char **argv)
                                      0.01 * b * t;
     }
     double lc, lg, tc[8], tg[8];
+    /* BENCH_TRAIN_PROFILE=n: only n GPU steps, for a profiler (Nsight Systems) to look at */
+    if (getenv("BENCH_TRAIN_PROFILE")) {
+        const int n = atoi(getenv("BENCH_TRAIN_PROFILE"));
+        for (int r = 0; r < n; r++) {
+            if (step(mg, win, cal0, B, &lg, &tg[0]))
+                return 1;
+            printf("gpu step %d: %.2f ms (loss %.6g)\n", r, tg[0], lg);
+        }
+        free(p); free(gc); free(gg); free(win); free(cal0);
+        nssm_model_free(mc);
+        nssm_model_free(mg);
+        return 0;
+    }
     if (step(mc, win, cal0, B, &lc, &tc[0]) || step(mg, win, cal0, B, &lg, &tg[0]))
         return 1;
     if (nssm_model_get_grads(mc, gc, &err) || nssm_model_get_grads(mg, gg, &err)) {

@@ -827,6 +827,19 @@ static void test_pointwise(void **state)
     got = host_from_dev(ad, n, KERN_F32);
     check_close("softplus backward", got, want, n, 1e-5);
     free(got);
+    /* negexp (A = -exp(A_log)), on y; the backward takes the forward's output */
+    for (size_t i = 0; i < n; i++) want[i] = -exp((double)y[i]);
+    poison(od, n * 4);
+    K_OK(kern_negexp_forward(g_ctx, od, yd, n, &g_err));
+    got = host_from_dev(od, n, KERN_F32);
+    check_close("negexp", got, want, n, 1e-5);
+    free(got);
+    K_OK(kern_upload(g_ctx, ad, a0, n * 4, &g_err));
+    for (size_t i = 0; i < n; i++) want[i] = a0[i] - g[i] * exp((double)y[i]);
+    K_OK(kern_negexp_backward(g_ctx, ad, gd, od, n, &g_err));
+    got = host_from_dev(ad, n, KERN_F32);
+    check_close("negexp backward", got, want, n, 1e-5);
+    free(got);
     /* residual */
     for (size_t i = 0; i < n; i++) want[i] = (double)x[i] + y[i];
     poison(od, n * 4);
@@ -906,58 +919,63 @@ static void test_conv1d(void **state)
     (void)state;
     if (!g_ctx)
         skip();
-    rng r = {700};
-    const int B = 3, L = 77, C = 45, K = 4;
-    const size_t n = (size_t)B * L * C;
-    float *x = fvec(n), *go = fvec(n), *w = fvec(C * K), *bias = fvec(C), *di0 = fvec(n),
-          *dw0 = fvec(C * K), *db0 = fvec(C);
-    for (size_t i = 0; i < n; i++) { x[i] = (float)gauss(&r); go[i] = (float)gauss(&r); di0[i] = (float)gauss(&r); }
-    for (int i = 0; i < C * K; i++) { w[i] = (float)gauss(&r); dw0[i] = (float)gauss(&r); }
-    for (int i = 0; i < C; i++) { bias[i] = (float)gauss(&r); db0[i] = (float)gauss(&r); }
-    double *out = dvec(n), *di = dvec(n), *dw = dvec(C * K), *db = dvec(C);
-    for (size_t i = 0; i < n; i++) di[i] = di0[i];
-    for (int i = 0; i < C * K; i++) dw[i] = dw0[i];
-    for (int i = 0; i < C; i++) db[i] = db0[i];
-    for (int b = 0; b < B; b++)
-        for (int t = 0; t < L; t++)
-            for (int c = 0; c < C; c++) {
-                const size_t i = ((size_t)b * L + t) * C + c;
-                double acc = bias[c];
-                db[c] += go[i];
-                for (int k = 0; k < K; k++) {
-                    const int s = t - K + 1 + k;
-                    if (s < 0)
-                        continue;
-                    const size_t j = ((size_t)b * L + s) * C + c;
-                    acc += (double)w[c * K + k] * x[j];
-                    di[j] += (double)go[i] * w[c * K + k];
-                    dw[c * K + k] += (double)go[i] * x[j];
+    /* shapes: a part tile and a part channel group; K = 7 over several tiles and two
+     * segments of the kernels' time split (512 steps) */
+    const int shapes[][4] = {{3, 77, 45, 4}, {2, 600, 70, 7}};
+    for (int sh = 0; sh < 2; sh++) {
+        rng r = {700 + (uint64_t)sh};
+        const int B = shapes[sh][0], L = shapes[sh][1], C = shapes[sh][2], K = shapes[sh][3];
+        const size_t n = (size_t)B * L * C;
+        float *x = fvec(n), *go = fvec(n), *w = fvec(C * K), *bias = fvec(C), *di0 = fvec(n),
+              *dw0 = fvec(C * K), *db0 = fvec(C);
+        for (size_t i = 0; i < n; i++) { x[i] = (float)gauss(&r); go[i] = (float)gauss(&r); di0[i] = (float)gauss(&r); }
+        for (int i = 0; i < C * K; i++) { w[i] = (float)gauss(&r); dw0[i] = (float)gauss(&r); }
+        for (int i = 0; i < C; i++) { bias[i] = (float)gauss(&r); db0[i] = (float)gauss(&r); }
+        double *out = dvec(n), *di = dvec(n), *dw = dvec(C * K), *db = dvec(C);
+        for (size_t i = 0; i < n; i++) di[i] = di0[i];
+        for (int i = 0; i < C * K; i++) dw[i] = dw0[i];
+        for (int i = 0; i < C; i++) db[i] = db0[i];
+        for (int b = 0; b < B; b++)
+            for (int t = 0; t < L; t++)
+                for (int c = 0; c < C; c++) {
+                    const size_t i = ((size_t)b * L + t) * C + c;
+                    double acc = bias[c];
+                    db[c] += go[i];
+                    for (int k = 0; k < K; k++) {
+                        const int s = t - K + 1 + k;
+                        if (s < 0)
+                            continue;
+                        const size_t j = ((size_t)b * L + s) * C + c;
+                        acc += (double)w[c * K + k] * x[j];
+                        di[j] += (double)go[i] * w[c * K + k];
+                        dw[c * K + k] += (double)go[i] * x[j];
+                    }
+                    out[i] = acc;
                 }
-                out[i] = acc;
-            }
-    float *xd = dev_from(x, n * 4), *god = dev_from(go, n * 4), *wd = dev_from(w, C * K * 4),
-          *bd = dev_from(bias, C * 4), *od = dev_poisoned(n * 4), *did = dev_from(di0, n * 4),
-          *dwd = dev_from(dw0, C * K * 4), *dbd = dev_from(db0, C * 4);
-    K_OK(kern_conv1d_forward(g_ctx, od, xd, wd, bd, B, L, C, K, &g_err));
-    K_OK(kern_conv1d_backward(g_ctx, did, dwd, dbd, god, xd, wd, B, L, C, K, &g_err));
-    K_OK(kern_sync(g_ctx, &g_err));
-    float *got = host_from_dev(od, n, KERN_F32);
-    check_close("conv1d out", got, out, n, 1e-5);
-    free(got);
-    got = host_from_dev(did, n, KERN_F32);
-    check_close("conv1d dinp", got, di, n, 1e-5);
-    free(got);
-    got = host_from_dev(dwd, C * K, KERN_F32);
-    check_close("conv1d dw", got, dw, C * K, 1e-5);
-    free(got);
-    got = host_from_dev(dbd, C, KERN_F32);
-    check_close("conv1d dbias", got, db, C, 1e-5);
-    free(got);
-    float *bufs[] = {xd, god, wd, bd, od, did, dwd, dbd};
-    for (size_t k = 0; k < sizeof bufs / sizeof bufs[0]; k++)
-        kern_free(g_ctx, bufs[k]);
-    free(x); free(go); free(w); free(bias); free(di0); free(dw0); free(db0);
-    free(out); free(di); free(dw); free(db);
+        float *xd = dev_from(x, n * 4), *god = dev_from(go, n * 4), *wd = dev_from(w, C * K * 4),
+              *bd = dev_from(bias, C * 4), *od = dev_poisoned(n * 4), *did = dev_from(di0, n * 4),
+              *dwd = dev_from(dw0, C * K * 4), *dbd = dev_from(db0, C * 4);
+        K_OK(kern_conv1d_forward(g_ctx, od, xd, wd, bd, B, L, C, K, &g_err));
+        K_OK(kern_conv1d_backward(g_ctx, did, dwd, dbd, god, xd, wd, B, L, C, K, &g_err));
+        K_OK(kern_sync(g_ctx, &g_err));
+        float *got = host_from_dev(od, n, KERN_F32);
+        check_close("conv1d out", got, out, n, 1e-5);
+        free(got);
+        got = host_from_dev(did, n, KERN_F32);
+        check_close("conv1d dinp", got, di, n, 1e-5);
+        free(got);
+        got = host_from_dev(dwd, C * K, KERN_F32);
+        check_close("conv1d dw", got, dw, C * K, 1e-5);
+        free(got);
+        got = host_from_dev(dbd, C, KERN_F32);
+        check_close("conv1d dbias", got, db, C, 1e-5);
+        free(got);
+        float *bufs[] = {xd, god, wd, bd, od, did, dwd, dbd};
+        for (size_t k = 0; k < sizeof bufs / sizeof bufs[0]; k++)
+            kern_free(g_ctx, bufs[k]);
+        free(x); free(go); free(w); free(bias); free(di0); free(dw0); free(db0);
+        free(out); free(di); free(dw); free(db);
+    }
 }
 
 static void test_linear(void **state)
