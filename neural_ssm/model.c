@@ -13,7 +13,9 @@
  * Training uses t0 = L/2 (every position of the second half forecasts, so a window gives
  * L/2 training examples, and the normalisation statistics never see those targets);
  * evaluation and forecasting use t0 = L-1 only. Heavy operations go through the backend
- * table; the light glue runs here on host-visible memory.
+ * table, which may only queue them (a device): the host builds window features and targets
+ * in its own buffer, hands them over with copy_rows, and reads backend memory only after
+ * synchronize().
  */
 #include <stdio.h>
 #include <stdlib.h>

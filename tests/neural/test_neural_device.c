@@ -3,8 +3,9 @@
  * training steps of the forecaster (Mamba and S4D): the same parameters and the same
  * batch give the same loss and the same gradient for every tensor (relative error within
  * 1e-4, max |gpu - cpu| over max |cpu| per tensor), and two AdamW steps of nssm_train give
- * the same updated weights. Skips (cmocka skip) when the build has no CUDA or the machine
- * has no device, as in CI.
+ * the same updated weights; and forecasts from the same parameters (nssm_forecast: the
+ * device queues its work, the S4D recurrence runs on the host) give the same quantiles.
+ * Skips (cmocka skip) when the build has no CUDA or the machine has no device, as in CI.
  */
 #include <math.h>
 #include <setjmp.h>
@@ -149,6 +150,57 @@ static void loss_and_gradients(int mixer)
     nssm_model_free(mg);
 }
 
+/* One forecast per backend from the same parameters, twice on the device (the second must
+ * not see the first's buffers): every quantile within REL_TOL of the CPU path's, relative to
+ * the largest. */
+static void forecast_matches(int mixer)
+{
+    const nssm_backend *gpu = gpu_or_skip();
+    nssm_config c = small_config(mixer);
+    nssm_model *mc, *mg;
+    nssm_error err;
+    nssm_model_create(&mc, &c, 5, NULL, &err);
+    const size_t np = nssm_model_num_params(mc);
+    nssm_model_free(mc);
+    float *p = malloc(np * sizeof *p);
+    make_pair(&c, gpu, &mc, &mg, p);
+    const size_t n = 300, nq = (size_t)c.horizon * c.nq;
+    double *v = malloc(n * sizeof *v), *qc = malloc(nq * sizeof *qc), *qg = malloc(nq * sizeof *qg);
+    for (size_t t = 0; t < n; t++)
+        v[t] = t % 37 == 5 ? NAN : 50 + 8 * sin(2 * M_PI * t / 12) + 0.05 * t + sin(1.7 * t);
+    for (int rep = 0; rep < 2; rep++) {
+        nssm_series_ref s = {v, n - 20 * (size_t)rep, 3};
+        assert_int_equal(nssm_forecast(mc, &s, qc, &err), NSSM_OK);
+        assert_int_equal(nssm_forecast(mg, &s, qg, &err), NSSM_OK);
+        double me = 0, ma = 0;
+        for (size_t k = 0; k < nq; k++) {
+            assert_true(isfinite(qg[k]));
+            me = fmax(me, fabs(qg[k] - qc[k]));
+            ma = fmax(ma, fabs(qc[k]));
+        }
+        printf("      forecast %d: %zu quantiles, largest difference %.2e of %.3g\n", rep, nq, me, ma);
+        assert_true(me <= REL_TOL * ma);
+    }
+    free(v);
+    free(qc);
+    free(qg);
+    free(p);
+    nssm_model_free(mc);
+    nssm_model_free(mg);
+}
+
+static void test_mamba_forecast(void **state)
+{
+    (void)state;
+    forecast_matches(NSSM_MIXER_MAMBA);
+}
+
+static void test_s4d_forecast(void **state)
+{
+    (void)state;
+    forecast_matches(NSSM_MIXER_S4D);
+}
+
 static void test_mamba_step(void **state)
 {
     (void)state;
@@ -166,6 +218,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_mamba_step),
         cmocka_unit_test(test_s4d_step),
+        cmocka_unit_test(test_mamba_forecast),
+        cmocka_unit_test(test_s4d_forecast),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
