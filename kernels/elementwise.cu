@@ -337,10 +337,11 @@ __device__ __forceinline__ conv_block conv_block_of(int L, int C)
     return k;
 }
 
-int conv_blocks(int B, int L, int C)
+/* the grid of the Conv1d kernels (callers check it fits an int) */
+long long conv_blocks(int B, int L, int C)
 {
     const int seg_len = CONV_TT * CONV_SEG;
-    return B * ((L + seg_len - 1) / seg_len) * ((C + 31) / 32);
+    return (long long)B * ((L + seg_len - 1) / seg_len) * ((C + 31) / 32);
 }
 
 /* rows [t0 - K + 1, t0 + CONV_TT) of src (B, L, C) for channels c0.., zero outside
@@ -358,10 +359,9 @@ __device__ __forceinline__ void conv_load_tile(float (*tile)[32], const float *s
 /* out[b,t,c] = bias[c] + sum_k w[c,k] inp[b, t-K+1+k, c] */
 template <int KM>
 __global__ void conv1d_forward_kernel(float *out, const float *inp, const float *w,
-                                      const float *bias, int B, int L, int C, int K)
+                                      const float *bias, int L, int C, int K)
 {
     __shared__ float tile[CONV_TT + KM - 1][32];
-    (void)B;
     const conv_block cb = conv_block_of(L, C);
     const int b = cb.b, c = cb.c0 + threadIdx.x;
     float wk[KM];
@@ -394,12 +394,10 @@ __global__ void conv1d_forward_kernel(float *out, const float *inp, const float 
  * rows in shared memory and go to dw with one atomic per (channel, tap) and block. */
 template <int KM>
 __global__ void conv1d_backward_kernel(float *dinp, float *dw, float *dbias, const float *dout,
-                                       const float *inp, const float *w, int B, int L, int C,
-                                       int K)
+                                       const float *inp, const float *w, int L, int C, int K)
 {
     __shared__ float tin[CONV_TT + KM - 1][32];
     __shared__ float tdo[CONV_TT + KM - 1][32];
-    (void)B;
     const conv_block cb = conv_block_of(L, C);
     const int b = cb.b, c = cb.c0 + threadIdx.x;
     float wk[KM], acc[KM + 1];
@@ -505,13 +503,14 @@ extern "C" int kern_conv1d_forward(kern_ctx *ctx, float *out, const float *inp, 
         return rc;
     if ((size_t)B * L == 0)
         return KERN_OK;
-    if ((long long)B * ((L + CONV_TT * CONV_SEG - 1) / (CONV_TT * CONV_SEG)) * ((C + 31) / 32) > INT32_MAX)
+    const long long nb = conv_blocks(B, L, C);
+    if (nb > INT32_MAX)
         return kern_err_set(err, KERN_EINVAL, "kern_conv1d_forward: %d x %d x %d is too large", B, L, C);
     const dim3 block(32, CONV_TY);
     if (K <= 4)
-        conv1d_forward_kernel<4><<<conv_blocks(B, L, C), block, 0, ctx->stream>>>(out, inp, w, bias, B, L, C, K);
+        conv1d_forward_kernel<4><<<(unsigned)nb, block, 0, ctx->stream>>>(out, inp, w, bias, L, C, K);
     else
-        conv1d_forward_kernel<16><<<conv_blocks(B, L, C), block, 0, ctx->stream>>>(out, inp, w, bias, B, L, C, K);
+        conv1d_forward_kernel<16><<<(unsigned)nb, block, 0, ctx->stream>>>(out, inp, w, bias, L, C, K);
     KERN_LAUNCHED("conv1d_forward_kernel", err);
     return KERN_OK;
 }
@@ -525,13 +524,14 @@ extern "C" int kern_conv1d_backward(kern_ctx *ctx, float *dinp, float *dw, float
         return rc;
     if ((size_t)B * L == 0)
         return KERN_OK;
-    if ((long long)B * ((L + CONV_TT * CONV_SEG - 1) / (CONV_TT * CONV_SEG)) * ((C + 31) / 32) > INT32_MAX)
+    const long long nb = conv_blocks(B, L, C);
+    if (nb > INT32_MAX)
         return kern_err_set(err, KERN_EINVAL, "kern_conv1d_backward: %d x %d x %d is too large", B, L, C);
     const dim3 block(32, CONV_TY);
     if (K <= 4)
-        conv1d_backward_kernel<4><<<conv_blocks(B, L, C), block, 0, ctx->stream>>>(dinp, dw, dbias, dout, inp, w, B, L, C, K);
+        conv1d_backward_kernel<4><<<(unsigned)nb, block, 0, ctx->stream>>>(dinp, dw, dbias, dout, inp, w, L, C, K);
     else
-        conv1d_backward_kernel<16><<<conv_blocks(B, L, C), block, 0, ctx->stream>>>(dinp, dw, dbias, dout, inp, w, B, L, C, K);
+        conv1d_backward_kernel<16><<<(unsigned)nb, block, 0, ctx->stream>>>(dinp, dw, dbias, dout, inp, w, L, C, K);
     KERN_LAUNCHED("conv1d_backward_kernel", err);
     return KERN_OK;
 }
