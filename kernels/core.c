@@ -283,13 +283,14 @@ int kern_linear_forward(kern_ctx *ctx, float *out, const float *inp, const float
                      err);
 }
 
-int kern_linear_backward(kern_ctx *ctx, float *dinp, float *dw, float *dbias,
+int kern_linear_backward(kern_ctx *ctx, int accumulate, float *dinp, float *dw, float *dbias,
                          const float *dout, const float *inp, const float *w, int BT, int C,
                          int OC, kern_error *err)
 {
     int rc;
-    if (dinp) { /* dinp (BT, C) += dout (BT, OC) w (OC, C) */
-        rc = kern_gemm(ctx, 0, 0, BT, C, OC, 1.0f, dout, OC, w, C, 1.0f, dinp, C, err);
+    if (dinp) { /* dinp (BT, C) (+)= dout (BT, OC) w (OC, C); beta 0 never reads dinp */
+        rc = kern_gemm(ctx, 0, 0, BT, C, OC, 1.0f, dout, OC, w, C, accumulate ? 1.0f : 0.0f,
+                       dinp, C, err);
         if (rc)
             return rc;
     }

@@ -4,7 +4,9 @@
  * residual add, an AdamW update, a sum of squares for gradient clipping, and the helpers
  * the rest of the library needs (fill, bf16 conversion, bias broadcast and column sums for
  * Linear). All float32, all memory-bound: one pass over each array, grid-stride loops.
- * Backward functions accumulate (+=) into their gradients, as neural_ssm/ does.
+ * Backward functions accumulate (+=) into their gradients, as neural_ssm/ does; SiLU's,
+ * softplus's and Conv1d's take `accumulate` and with 0 write dinp instead (no zero-fill
+ * and read-back of a fresh gradient buffer).
  */
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
@@ -114,11 +116,13 @@ __global__ void silu_forward_kernel(float *out, const float *inp, size_t n)
 }
 
 /* d/dx x s(x) = s (1 + x (1 - s)) */
-__global__ void silu_backward_kernel(float *dinp, const float *dout, const float *inp, size_t n)
+__global__ void silu_backward_kernel(float *dinp, const float *dout, const float *inp, size_t n,
+                                     int accumulate)
 {
     for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x) {
         const float x = inp[i], s = sigmoid_(x);
-        dinp[i] += dout[i] * s * (1.0f + x * (1.0f - s));
+        const float v = dout[i] * s * (1.0f + x * (1.0f - s));
+        dinp[i] = accumulate ? dinp[i] + v : v;
     }
 }
 
@@ -147,11 +151,13 @@ __global__ void softplus_forward_kernel(float *out, const float *inp, size_t n)
 }
 
 /* d/dx log(1 + e^x) = sigmoid(x); above the threshold the forward is x, slope 1. */
-__global__ void softplus_backward_kernel(float *dinp, const float *dout, const float *inp, size_t n)
+__global__ void softplus_backward_kernel(float *dinp, const float *dout, const float *inp,
+                                         size_t n, int accumulate)
 {
     for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x) {
         const float x = inp[i];
-        dinp[i] += x > 20.0f ? dout[i] : dout[i] * sigmoid_(x);
+        const float v = x > 20.0f ? dout[i] : dout[i] * sigmoid_(x);
+        dinp[i] = accumulate ? dinp[i] + v : v;
     }
 }
 
@@ -387,14 +393,15 @@ __global__ void conv1d_forward_kernel(float *out, const float *inp, const float 
 
 /* The backward, both halves in one pass over dout and inp (forward: out[t] += w[k]
  * inp[t-K+1+k]):
- *   dinp[s] += sum_k w[k] dout[s+K-1-k]           (dinp may be NULL)
+ *   dinp[s] += sum_k w[k] dout[s+K-1-k]           (dinp may be NULL; = with accumulate 0)
  *   dw[k]   += sum_{b,t} dout[t] inp[t-K+1+k],  dbias += sum_{b,t} dout[t]
  * dout's tile runs K-1 rows past the tile's end, inp's K-1 rows before its start. The
  * weight sums stay in registers over the whole sequence, meet across the block's CONV_TY
  * rows in shared memory and go to dw with one atomic per (channel, tap) and block. */
 template <int KM>
 __global__ void conv1d_backward_kernel(float *dinp, float *dw, float *dbias, const float *dout,
-                                       const float *inp, const float *w, int L, int C, int K)
+                                       const float *inp, const float *w, int L, int C, int K,
+                                       int accumulate)
 {
     __shared__ float tin[CONV_TT + KM - 1][32];
     __shared__ float tdo[CONV_TT + KM - 1][32];
@@ -424,8 +431,10 @@ __global__ void conv1d_backward_kernel(float *dinp, float *dw, float *dbias, con
                     acc[k] += g * tin[r + k][threadIdx.x];
                     di += wk[k] * tdo[r + K - 1 - k][threadIdx.x]; /* dout[t+K-1-k] */
                 }
-            if (dinp && c < C)
-                dinp[((size_t)b * L + t0 + r) * C + c] += di;
+            if (dinp && c < C) {
+                float *p = dinp + ((size_t)b * L + t0 + r) * C + c;
+                *p = accumulate ? *p + di : di;
+            }
         }
     }
     __syncthreads();
@@ -515,9 +524,9 @@ extern "C" int kern_conv1d_forward(kern_ctx *ctx, float *out, const float *inp, 
     return KERN_OK;
 }
 
-extern "C" int kern_conv1d_backward(kern_ctx *ctx, float *dinp, float *dw, float *dbias,
-                                    const float *dout, const float *inp, const float *w, int B,
-                                    int L, int C, int K, kern_error *err)
+extern "C" int kern_conv1d_backward(kern_ctx *ctx, int accumulate, float *dinp, float *dw,
+                                    float *dbias, const float *dout, const float *inp,
+                                    const float *w, int B, int L, int C, int K, kern_error *err)
 {
     if (int rc = need(err, "kern_conv1d_backward", ctx && dw && dout && inp && w && B >= 0 &&
                                                        L >= 0 && C > 0 && K > 0 && K <= 16))
@@ -529,9 +538,9 @@ extern "C" int kern_conv1d_backward(kern_ctx *ctx, float *dinp, float *dw, float
         return kern_err_set(err, KERN_EINVAL, "kern_conv1d_backward: %d x %d x %d is too large", B, L, C);
     const dim3 block(32, CONV_TY);
     if (K <= 4)
-        conv1d_backward_kernel<4><<<(unsigned)nb, block, 0, ctx->stream>>>(dinp, dw, dbias, dout, inp, w, L, C, K);
+        conv1d_backward_kernel<4><<<(unsigned)nb, block, 0, ctx->stream>>>(dinp, dw, dbias, dout, inp, w, L, C, K, accumulate);
     else
-        conv1d_backward_kernel<16><<<(unsigned)nb, block, 0, ctx->stream>>>(dinp, dw, dbias, dout, inp, w, L, C, K);
+        conv1d_backward_kernel<16><<<(unsigned)nb, block, 0, ctx->stream>>>(dinp, dw, dbias, dout, inp, w, L, C, K, accumulate);
     KERN_LAUNCHED("conv1d_backward_kernel", err);
     return KERN_OK;
 }
@@ -596,12 +605,12 @@ extern "C" int kern_glu_backward(kern_ctx *ctx, float *da, float *db, const floa
     GRID_STRIDE(glu_backward_kernel, n, da, db, dout, a, b, n);
 }
 
-extern "C" int kern_silu_backward(kern_ctx *ctx, float *dinp, const float *dout,
+extern "C" int kern_silu_backward(kern_ctx *ctx, int accumulate, float *dinp, const float *dout,
                                   const float *inp, size_t n, kern_error *err)
 {
     if (int rc = need(err, "kern_silu_backward", ctx && dinp && dout && inp))
         return rc;
-    GRID_STRIDE(silu_backward_kernel, n, dinp, dout, inp, n);
+    GRID_STRIDE(silu_backward_kernel, n, dinp, dout, inp, n, accumulate);
 }
 
 extern "C" int kern_softplus_forward(kern_ctx *ctx, float *out, const float *inp, size_t n,
@@ -628,12 +637,13 @@ extern "C" int kern_negexp_backward(kern_ctx *ctx, float *dinp, const float *dou
     GRID_STRIDE(negexp_backward_kernel, n, dinp, dout, out, n);
 }
 
-extern "C" int kern_softplus_backward(kern_ctx *ctx, float *dinp, const float *dout,
-                                      const float *inp, size_t n, kern_error *err)
+extern "C" int kern_softplus_backward(kern_ctx *ctx, int accumulate, float *dinp,
+                                      const float *dout, const float *inp, size_t n,
+                                      kern_error *err)
 {
     if (int rc = need(err, "kern_softplus_backward", ctx && dinp && dout && inp))
         return rc;
-    GRID_STRIDE(softplus_backward_kernel, n, dinp, dout, inp, n);
+    GRID_STRIDE(softplus_backward_kernel, n, dinp, dout, inp, n, accumulate);
 }
 
 extern "C" int kern_residual_forward(kern_ctx *ctx, float *out, const float *a, const float *b,

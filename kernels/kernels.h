@@ -136,6 +136,8 @@ int kern_s4d_conv_backward(kern_ctx *ctx, float *du, float *dK, float *dDskip,
                            const float *Dskip, int B, int L, int D, kern_error *err);
 
 /* ---- fused elementwise layers (float32; backward accumulates) -------------------------
+ * Where a backward takes `accumulate`, it applies to dinp alone: 0 writes dinp, so a
+ * caller need not clear a fresh gradient buffer that the kernel would then read back.
  * RMSNorm over the last axis: out = inp / sqrt(mean(inp^2) + eps) * w; inp, out (BT, C),
  * w (C), rstd (BT) saved for the backward. SiLU x sigmoid(x); softplus log(1 + e^x)
  * (x itself above 20, as PyTorch); residual out = a + b. */
@@ -145,12 +147,12 @@ int kern_rmsnorm_backward(kern_ctx *ctx, float *dinp, float *dw, const float *do
                           const float *inp, const float *w, const float *rstd, int BT, int C,
                           kern_error *err);
 int kern_silu_forward(kern_ctx *ctx, float *out, const float *inp, size_t n, kern_error *err);
-int kern_silu_backward(kern_ctx *ctx, float *dinp, const float *dout, const float *inp,
-                       size_t n, kern_error *err);
+int kern_silu_backward(kern_ctx *ctx, int accumulate, float *dinp, const float *dout,
+                       const float *inp, size_t n, kern_error *err);
 int kern_softplus_forward(kern_ctx *ctx, float *out, const float *inp, size_t n,
                           kern_error *err);
-int kern_softplus_backward(kern_ctx *ctx, float *dinp, const float *dout, const float *inp,
-                           size_t n, kern_error *err);
+int kern_softplus_backward(kern_ctx *ctx, int accumulate, float *dinp, const float *dout,
+                           const float *inp, size_t n, kern_error *err);
 /* out = -exp(inp) (Mamba's A from A_log); backward dinp += dout * out */
 int kern_negexp_forward(kern_ctx *ctx, float *out, const float *inp, size_t n, kern_error *err);
 int kern_negexp_backward(kern_ctx *ctx, float *dinp, const float *dout, const float *out,
@@ -168,12 +170,13 @@ int kern_glu_backward(kern_ctx *ctx, float *da, float *db, const float *dout, co
 
 /* Causal depthwise Conv1d as nssm_conv1d_*: out[b,t,c] = bias[c] + sum_k w[c,k]
  * inp[b, t-K+1+k, c] (zero before t = 0); inp, out (B, L, C), w (C, K) with K <= 16, bias
- * (C) or NULL. The backward accumulates dinp (may be NULL), dw, dbias (may be NULL). */
+ * (C) or NULL. The backward accumulates dinp (may be NULL; written when accumulate == 0),
+ * dw, dbias (may be NULL). */
 int kern_conv1d_forward(kern_ctx *ctx, float *out, const float *inp, const float *w,
                         const float *bias, int B, int L, int C, int K, kern_error *err);
-int kern_conv1d_backward(kern_ctx *ctx, float *dinp, float *dw, float *dbias, const float *dout,
-                         const float *inp, const float *w, int B, int L, int C, int K,
-                         kern_error *err);
+int kern_conv1d_backward(kern_ctx *ctx, int accumulate, float *dinp, float *dw, float *dbias,
+                         const float *dout, const float *inp, const float *w, int B, int L,
+                         int C, int K, kern_error *err);
 
 /* The forecaster's quantile head and its loss, the mirrors of neural_ssm's
  * nssm_quantile_head_forward and nssm_pinball_backward (see neural_ssm.h): q (rows, Q) from
@@ -200,13 +203,14 @@ int kern_sumsq(kern_ctx *ctx, double *out, const float *x, size_t n, kern_error 
 /* ---- matrix products (cuBLAS, float32, row-major) -------------------------------------
  * C (M, N) = alpha op(A) op(B) + beta C, op(X) = X^T when the flag is set; lda, ldb, ldc
  * are row strides. Linear as in nssm_linear_*: out (BT, OC) = inp (BT, C) w^T + bias,
- * w (OC, C), bias (OC) or NULL; the backward accumulates dinp (may be NULL), dw, dbias. */
+ * w (OC, C), bias (OC) or NULL; the backward accumulates dinp (may be NULL; written when
+ * accumulate == 0), dw, dbias. */
 int kern_gemm(kern_ctx *ctx, int transA, int transB, int M, int N, int K, float alpha,
               const float *A, int lda, const float *B, int ldb, float beta, float *C, int ldc,
               kern_error *err);
 int kern_linear_forward(kern_ctx *ctx, float *out, const float *inp, const float *w,
                         const float *bias, int BT, int C, int OC, kern_error *err);
-int kern_linear_backward(kern_ctx *ctx, float *dinp, float *dw, float *dbias,
+int kern_linear_backward(kern_ctx *ctx, int accumulate, float *dinp, float *dw, float *dbias,
                          const float *dout, const float *inp, const float *w, int BT, int C,
                          int OC, kern_error *err);
 

@@ -41,6 +41,42 @@ static void cpu_copy_rows(void *dst, size_t dpitch, const void *src, size_t spit
         memcpy((char *)dst + r * dpitch, (const char *)src + r * spitch, width);
 }
 
+/* The nssm_ backward functions add into dinp; accumulate == 0 clears it first (a memset
+ * here, where a device kernel writes instead). */
+static void cpu_linear_backward(real *dinp, real *dw, real *dbias, const real *dout,
+                                const real *inp, const real *w, int BT, int C, int OC,
+                                int accumulate)
+{
+    if (dinp && !accumulate)
+        memset(dinp, 0, sizeof(real) * BT * C);
+    nssm_linear_backward(dinp, dw, dbias, dout, inp, w, BT, C, OC);
+}
+
+static void cpu_conv1d_backward(real *dinp, real *dw, real *dbias, const real *dout,
+                                const real *inp, const real *w, int B, int L, int C, int K,
+                                int accumulate)
+{
+    if (dinp && !accumulate)
+        memset(dinp, 0, sizeof(real) * B * L * C);
+    nssm_conv1d_backward(dinp, dw, dbias, dout, inp, w, B, L, C, K);
+}
+
+static void cpu_silu_backward(real *dinp, const real *dout, const real *inp, size_t n,
+                              int accumulate)
+{
+    if (!accumulate)
+        memset(dinp, 0, sizeof(real) * n);
+    nssm_silu_backward(dinp, dout, inp, n);
+}
+
+static void cpu_softplus_backward(real *dinp, const real *dout, const real *inp, size_t n,
+                                  int accumulate)
+{
+    if (!accumulate)
+        memset(dinp, 0, sizeof(real) * n);
+    nssm_softplus_backward(dinp, dout, inp, n);
+}
+
 /* nssm_selective_scan_backward adds into its gradients; accumulate == 0 clears them first */
 static int cpu_selective_scan_backward(real *du, real *ddelta, real *dA, real *dBm, real *dCm,
                                        real *dDskip, real *dz, const real *dy, const real *u,
@@ -78,17 +114,17 @@ const nssm_backend nssm_backend_cpu = {
     .quantile_head_forward = nssm_quantile_head_forward,
     .pinball_backward = nssm_pinball_backward,
     .linear_forward = nssm_linear_forward,
-    .linear_backward = nssm_linear_backward,
+    .linear_backward = cpu_linear_backward,
     .rmsnorm_forward = nssm_rmsnorm_forward,
     .rmsnorm_backward = nssm_rmsnorm_backward,
     .conv1d_forward = nssm_conv1d_forward,
-    .conv1d_backward = nssm_conv1d_backward,
+    .conv1d_backward = cpu_conv1d_backward,
     .silu_forward = nssm_silu_forward,
-    .silu_backward = nssm_silu_backward,
+    .silu_backward = cpu_silu_backward,
     .glu_forward = nssm_glu_forward,
     .glu_backward = nssm_glu_backward,
     .softplus_forward = nssm_softplus_forward,
-    .softplus_backward = nssm_softplus_backward,
+    .softplus_backward = cpu_softplus_backward,
     .negexp_forward = nssm_negexp_forward,
     .negexp_backward = nssm_negexp_backward,
     .selective_scan_forward = nssm_selective_scan_forward,

@@ -188,10 +188,11 @@ static void cuda_linear_forward(real *out, const real *inp, const real *w, const
 }
 
 static void cuda_linear_backward(real *dinp, real *dw, real *dbias, const real *dout,
-                                 const real *inp, const real *w, int BT, int C, int OC)
+                                 const real *inp, const real *w, int BT, int C, int OC,
+                                 int accumulate)
 {
     kern_error e;
-    note(kern_linear_backward(ctx(), dinp, dw, dbias, dout, inp, w, BT, C, OC, &e));
+    note(kern_linear_backward(ctx(), accumulate, dinp, dw, dbias, dout, inp, w, BT, C, OC, &e));
 }
 
 static void cuda_rmsnorm_forward(real *out, real *rstd, const real *inp, const real *w, int BT,
@@ -216,10 +217,12 @@ static void cuda_conv1d_forward(real *out, const real *inp, const real *w, const
 }
 
 static void cuda_conv1d_backward(real *dinp, real *dw, real *dbias, const real *dout,
-                                 const real *inp, const real *w, int B, int L, int C, int K)
+                                 const real *inp, const real *w, int B, int L, int C, int K,
+                                 int accumulate)
 {
     kern_error e;
-    note(kern_conv1d_backward(ctx(), dinp, dw, dbias, dout, inp, w, B, L, C, K, &e));
+    note(kern_conv1d_backward(ctx(), accumulate, dinp, dw, dbias, dout, inp, w, B, L, C, K,
+                              &e));
 }
 
 static void cuda_silu_forward(real *out, const real *inp, size_t n)
@@ -241,10 +244,11 @@ static void cuda_glu_backward(real *da, real *db, const real *dout, const real *
     note(kern_glu_backward(ctx(), da, db, dout, a, b, n, &e));
 }
 
-static void cuda_silu_backward(real *dinp, const real *dout, const real *inp, size_t n)
+static void cuda_silu_backward(real *dinp, const real *dout, const real *inp, size_t n,
+                               int accumulate)
 {
     kern_error e;
-    note(kern_silu_backward(ctx(), dinp, dout, inp, n, &e));
+    note(kern_silu_backward(ctx(), accumulate, dinp, dout, inp, n, &e));
 }
 
 static void cuda_softplus_forward(real *out, const real *inp, size_t n)
@@ -253,10 +257,11 @@ static void cuda_softplus_forward(real *out, const real *inp, size_t n)
     note(kern_softplus_forward(ctx(), out, inp, n, &e));
 }
 
-static void cuda_softplus_backward(real *dinp, const real *dout, const real *inp, size_t n)
+static void cuda_softplus_backward(real *dinp, const real *dout, const real *inp, size_t n,
+                                   int accumulate)
 {
     kern_error e;
-    note(kern_softplus_backward(ctx(), dinp, dout, inp, n, &e));
+    note(kern_softplus_backward(ctx(), accumulate, dinp, dout, inp, n, &e));
 }
 
 static void cuda_negexp_forward(real *out, const real *inp, size_t n)

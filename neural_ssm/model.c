@@ -158,6 +158,9 @@ typedef struct acts {
     real *hP, *rstdf, *normf;    /* (B, P, D), (B, P), (B, P, D) */
     real *raw, *q;               /* (B, P, H Q) */
     real *tgt;                   /* (B, L + H) wn below, in the backend's memory (targets) */
+    /* x_proj's three outputs side by side, (B, L, R + 2N): one product over xs instead of
+     * three (forward: dt, B, C; backward: their gradients), split or gathered by copy_rows */
+    real *xdbc;
     /* backward scratch */
     real *dres, *dnormed;        /* (B, L, D) */
     real *g1, *g2, *g3, *g4, *g5; /* (B, L, max(Di, D)) */
@@ -244,6 +247,8 @@ static size_t acts_layout(const nssm_config *c, acts *a, int B, int P, int grad,
     a->raw = take(&cur, &tot, (size_t)B * P * HQ, r);
     a->q = take(&cur, &tot, (size_t)B * P * HQ, r);
     a->tgt = take(&cur, &tot, (size_t)B * (L + c->horizon), r);
+    if (c->mixer == NSSM_MIXER_MAMBA)
+        a->xdbc = take(&cur, &tot, BL * (R + 2 * N), r);
     if (grad) {
         a->dres = take(&cur, &tot, BL * D, r);
         a->dnormed = take(&cur, &tot, BL * D, r);
@@ -724,10 +729,13 @@ static int forward(const nssm_config *c, const nssm_backend *be, const net_param
                                Di);
             be->conv1d_forward(la->xc, la->xin, lp->conv_w, lp->conv_b, B, L, Di, c->d_conv);
             be->silu_forward(la->xs, la->xc, (size_t)BL * Di);
-            be->linear_forward(la->dtr, la->xs, lp->x_proj_w, NULL, BL, Di, R);
-            be->linear_forward(la->Bm, la->xs, lp->x_proj_w + (size_t)R * Di, NULL, BL, Di, N);
-            be->linear_forward(la->Cm, la->xs, lp->x_proj_w + (size_t)(R + N) * Di, NULL, BL,
-                               Di, N);
+            /* x_proj's rows are dt, B, C: one product, then each part into its own array
+             * (the scan and dt_proj read them as contiguous (B, L, *) arrays) */
+            const size_t wx = sizeof(real) * (R + 2 * N);
+            be->linear_forward(a->xdbc, la->xs, lp->x_proj_w, NULL, BL, Di, R + 2 * N);
+            be->copy_rows(la->dtr, sizeof(real) * R, a->xdbc, wx, sizeof(real) * R, BL);
+            be->copy_rows(la->Bm, sizeof(real) * N, a->xdbc + R, wx, sizeof(real) * N, BL);
+            be->copy_rows(la->Cm, sizeof(real) * N, a->xdbc + R + N, wx, sizeof(real) * N, BL);
             be->linear_forward(la->dtl, la->dtr, lp->dt_proj_w, lp->dt_proj_b, BL, R, Di);
             be->softplus_forward(la->delta, la->dtl, (size_t)BL * Di);
             be->negexp_forward(la->Aneg, lp->A_log, (size_t)Di * N); /* A = -exp(A_log) */
@@ -807,10 +815,10 @@ static int backward(nssm_model *m, acts *a, int B)
     int rc;
 
     /* a->draw holds dL/draw on entry (pinball) */
-    be->zero(a->dnormf, sizeof(real) * B * P * D);
     be->zero(a->dhP, sizeof(real) * B * P * D);
+    /* accumulate = 0 (last argument): dnormf is written, not added into */
     be->linear_backward(a->dnormf, g->head_w, g->head_b, a->draw, a->normf, p->head_w, B * P,
-                        D, H * Q);
+                        D, H * Q, 0);
     be->rmsnorm_backward(a->dhP, g->normf_w, a->dnormf, a->hP, p->normf_w, a->rstdf, B * P, D);
     be->zero(a->dres, sizeof(real) * nBLD);
     /* scatter back to the forecast positions t0..L-1 of every sequence */
@@ -825,15 +833,14 @@ static int backward(nssm_model *m, acts *a, int B)
         layer_params *gp = &g->layer[i];
         layer_acts *la = &a->layer[i];
         const real *x = i == 0 ? a->res0 : a->layer[i - 1].res;
-        be->zero(a->dnormed, sizeof(real) * nBLD);
         if (c->mixer == NSSM_MIXER_MAMBA) {
             real *dy = a->g1, *dxs = a->g2, *ddelta = a->g3, *dz = a->g4, *ddtl = a->g5;
-            be->zero(dy, sizeof(real) * nBLDi);
-            /* the scan writes dxs, ddelta, dz, gK (dA), gB, gC and this layer's Dskip
-             * gradient (accumulate = 0): nothing to clear for it */
+            /* The first gradient into each buffer writes it (accumulate = 0, the last
+             * argument); later ones add. The scan writes dxs, ddelta, dz, gK (dA), gB, gC
+             * and this layer's Dskip gradient. Nothing here needs clearing. */
             /* forward: mix = y @ out_proj^T */
             be->linear_backward(dy, gp->out_proj_w, NULL, a->dres, la->y, lp->out_proj_w, BL,
-                                Di, D);
+                                Di, D, 0);
             rc = be->selective_scan_backward(dxs, ddelta, a->gK, a->gB, a->gC, gp->Dskip, dz, dy,
                                              la->xs, la->delta, la->Aneg, la->Bm, la->Cm,
                                              lp->Dskip, la->z, B, L, Di, N, la->ypre, la->hchk,
@@ -841,31 +848,27 @@ static int backward(nssm_model *m, acts *a, int B)
             if (rc)
                 return rc;
             be->negexp_backward(gp->A_log, a->gK, la->Aneg, (size_t)Di * N);
-            be->zero(ddtl, sizeof(real) * nBLDi);
-            be->softplus_backward(ddtl, ddelta, la->dtl, nBLDi);
-            be->zero(a->gR, sizeof(real) * BL * R);
+            be->softplus_backward(ddtl, ddelta, la->dtl, nBLDi, 0);
             be->linear_backward(a->gR, gp->dt_proj_w, gp->dt_proj_b, ddtl, la->dtr,
-                                lp->dt_proj_w, BL, R, Di);
-            be->linear_backward(dxs, gp->x_proj_w, NULL, a->gR, la->xs, lp->x_proj_w, BL, Di,
-                                R);
-            be->linear_backward(dxs, gp->x_proj_w + (size_t)R * Di, NULL, a->gB, la->xs,
-                                lp->x_proj_w + (size_t)R * Di, BL, Di, N);
-            be->linear_backward(dxs, gp->x_proj_w + (size_t)(R + N) * Di, NULL, a->gC, la->xs,
-                                lp->x_proj_w + (size_t)(R + N) * Di, BL, Di, N);
+                                lp->dt_proj_w, BL, R, Di, 0);
+            /* x_proj: its three output gradients side by side, then one product */
+            const size_t wx = sizeof(real) * (R + 2 * N);
+            be->copy_rows(a->xdbc, wx, a->gR, sizeof(real) * R, sizeof(real) * R, BL);
+            be->copy_rows(a->xdbc + R, wx, a->gB, sizeof(real) * N, sizeof(real) * N, BL);
+            be->copy_rows(a->xdbc + R + N, wx, a->gC, sizeof(real) * N, sizeof(real) * N, BL);
+            be->linear_backward(dxs, gp->x_proj_w, NULL, a->xdbc, la->xs, lp->x_proj_w, BL, Di,
+                                R + 2 * N, 1);
             real *dxc = ddelta, *dxin = dy; /* reuse: both are dead now */
-            be->zero(dxc, sizeof(real) * nBLDi);
-            be->silu_backward(dxc, dxs, la->xc, nBLDi);
-            be->zero(dxin, sizeof(real) * nBLDi);
+            be->silu_backward(dxc, dxs, la->xc, nBLDi, 0);
             be->conv1d_backward(dxin, gp->conv_w, gp->conv_b, dxc, la->xin, lp->conv_w, B, L,
-                                Di, c->d_conv);
+                                Di, c->d_conv, 0);
             be->linear_backward(a->dnormed, gp->in_proj_w, NULL, dxin, la->normed,
-                                lp->in_proj_w, BL, D, Di);
+                                lp->in_proj_w, BL, D, Di, 0);
             be->linear_backward(a->dnormed, gp->in_proj_w + (size_t)Di * D, NULL, dz,
-                                la->normed, lp->in_proj_w + (size_t)Di * D, BL, D, Di);
+                                la->normed, lp->in_proj_w + (size_t)Di * D, BL, D, Di, 1);
         } else {
             real *da = a->g1, *dyc = a->g2;
-            be->zero(da, sizeof(real) * nBLD);
-            be->zero(dyc, sizeof(real) * nBLD);
+            be->zero(a->dnormed, sizeof(real) * nBLD); /* s4d_conv_backward adds into it */
             be->zero(a->gK, sizeof(real) * D * L);
             /* forward: mix = ga * s, s = sigmoid(gb) */
             real *dga = a->g3, *dgb = a->g4;
@@ -873,10 +876,10 @@ static int backward(nssm_model *m, acts *a, int B)
             be->zero(dgb, sizeof(real) * nBLD);
             be->glu_backward(dga, dgb, a->dres, la->ga, la->gb, nBLD);
             be->linear_backward(da, gp->out_proj_w, gp->out_proj_b, dga, la->a, lp->out_proj_w,
-                                BL, D, D);
+                                BL, D, D, 0);
             be->linear_backward(da, gp->out_proj_w + (size_t)D * D, gp->out_proj_b + D, dgb, la->a,
-                                lp->out_proj_w + (size_t)D * D, BL, D, D);
-            be->silu_backward(dyc, da, la->yc, nBLD);
+                                lp->out_proj_w + (size_t)D * D, BL, D, D, 1);
+            be->silu_backward(dyc, da, la->yc, nBLD, 0);
             rc = be->s4d_conv_backward(a->dnormed, a->gK, gp->Dskip, dyc, la->normed, la->K,
                                        lp->Dskip, B, L, D, threads);
             if (rc)
@@ -887,7 +890,7 @@ static int backward(nssm_model *m, acts *a, int B)
         }
         be->rmsnorm_backward(a->dres, gp->norm_w, a->dnormed, x, lp->norm_w, la->rstd, BL, D);
     }
-    be->linear_backward(NULL, g->embed_w, g->embed_b, a->dres, a->feat, p->embed_w, BL, F, D);
+    be->linear_backward(NULL, g->embed_w, g->embed_b, a->dres, a->feat, p->embed_w, BL, F, D, 1);
     be->synchronize();
     return NSSM_OK;
 }

@@ -232,8 +232,12 @@ typedef struct nssm_backend {
                                double);
     void (*linear_forward)(nssm_real *, const nssm_real *, const nssm_real *,
                            const nssm_real *, int, int, int);
+    /* The backward entries add into their gradients, as the nssm_ functions they mirror;
+     * linear's, Conv1d's, SiLU's and softplus's take a last argument `accumulate` that
+     * applies to dinp alone: 0 writes it (as the scan's below), so a fresh buffer needs no
+     * clearing that a device would then read back in. */
     void (*linear_backward)(nssm_real *, nssm_real *, nssm_real *, const nssm_real *,
-                            const nssm_real *, const nssm_real *, int, int, int);
+                            const nssm_real *, const nssm_real *, int, int, int, int);
     void (*rmsnorm_forward)(nssm_real *, nssm_real *, const nssm_real *, const nssm_real *,
                             int, int, nssm_real);
     void (*rmsnorm_backward)(nssm_real *, nssm_real *, const nssm_real *, const nssm_real *,
@@ -241,14 +245,14 @@ typedef struct nssm_backend {
     void (*conv1d_forward)(nssm_real *, const nssm_real *, const nssm_real *,
                            const nssm_real *, int, int, int, int);
     void (*conv1d_backward)(nssm_real *, nssm_real *, nssm_real *, const nssm_real *,
-                            const nssm_real *, const nssm_real *, int, int, int, int);
+                            const nssm_real *, const nssm_real *, int, int, int, int, int);
     void (*silu_forward)(nssm_real *, const nssm_real *, size_t);
-    void (*silu_backward)(nssm_real *, const nssm_real *, const nssm_real *, size_t);
+    void (*silu_backward)(nssm_real *, const nssm_real *, const nssm_real *, size_t, int);
     void (*glu_forward)(nssm_real *, const nssm_real *, const nssm_real *, size_t);
     void (*glu_backward)(nssm_real *, nssm_real *, const nssm_real *, const nssm_real *,
                          const nssm_real *, size_t);
     void (*softplus_forward)(nssm_real *, const nssm_real *, size_t);
-    void (*softplus_backward)(nssm_real *, const nssm_real *, const nssm_real *, size_t);
+    void (*softplus_backward)(nssm_real *, const nssm_real *, const nssm_real *, size_t, int);
     void (*negexp_forward)(nssm_real *, const nssm_real *, size_t);
     void (*negexp_backward)(nssm_real *, const nssm_real *, const nssm_real *, size_t);
     void (*selective_scan_forward)(nssm_real *, const nssm_real *, const nssm_real *,

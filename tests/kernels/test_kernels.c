@@ -809,9 +809,15 @@ static void test_pointwise(void **state)
         const double s = 1.0 / (1.0 + exp(-(double)x[i]));
         want[i] = a0[i] + g[i] * s * (1 + x[i] * (1 - s));
     }
-    K_OK(kern_silu_backward(g_ctx, ad, gd, xd, n, &g_err));
+    K_OK(kern_silu_backward(g_ctx, 1, ad, gd, xd, n, &g_err));
     got = host_from_dev(ad, n, KERN_F32);
     check_close("silu backward", got, want, n, 1e-5);
+    free(got);
+    for (size_t i = 0; i < n; i++) want[i] -= a0[i];
+    poison(ad, n * 4); /* accumulate = 0 writes every element */
+    K_OK(kern_silu_backward(g_ctx, 0, ad, gd, xd, n, &g_err));
+    got = host_from_dev(ad, n, KERN_F32);
+    check_close("silu backward (written)", got, want, n, 1e-5);
     free(got);
     /* softplus */
     for (size_t i = 0; i < n; i++) want[i] = x[i] > 20 ? x[i] : log1p(exp((double)x[i]));
@@ -823,9 +829,15 @@ static void test_pointwise(void **state)
     K_OK(kern_upload(g_ctx, ad, a0, n * 4, &g_err));
     for (size_t i = 0; i < n; i++)
         want[i] = a0[i] + (x[i] > 20 ? g[i] : g[i] / (1.0 + exp(-(double)x[i])));
-    K_OK(kern_softplus_backward(g_ctx, ad, gd, xd, n, &g_err));
+    K_OK(kern_softplus_backward(g_ctx, 1, ad, gd, xd, n, &g_err));
     got = host_from_dev(ad, n, KERN_F32);
     check_close("softplus backward", got, want, n, 1e-5);
+    free(got);
+    for (size_t i = 0; i < n; i++) want[i] -= a0[i];
+    poison(ad, n * 4);
+    K_OK(kern_softplus_backward(g_ctx, 0, ad, gd, xd, n, &g_err));
+    got = host_from_dev(ad, n, KERN_F32);
+    check_close("softplus backward (written)", got, want, n, 1e-5);
     free(got);
     /* negexp (A = -exp(A_log)), on y; the backward takes the forward's output */
     for (size_t i = 0; i < n; i++) want[i] = -exp((double)y[i]);
@@ -956,7 +968,7 @@ static void test_conv1d(void **state)
               *bd = dev_from(bias, C * 4), *od = dev_poisoned(n * 4), *did = dev_from(di0, n * 4),
               *dwd = dev_from(dw0, C * K * 4), *dbd = dev_from(db0, C * 4);
         K_OK(kern_conv1d_forward(g_ctx, od, xd, wd, bd, B, L, C, K, &g_err));
-        K_OK(kern_conv1d_backward(g_ctx, did, dwd, dbd, god, xd, wd, B, L, C, K, &g_err));
+        K_OK(kern_conv1d_backward(g_ctx, 1, did, dwd, dbd, god, xd, wd, B, L, C, K, &g_err));
         K_OK(kern_sync(g_ctx, &g_err));
         float *got = host_from_dev(od, n, KERN_F32);
         check_close("conv1d out", got, out, n, 1e-5);
@@ -969,6 +981,13 @@ static void test_conv1d(void **state)
         free(got);
         got = host_from_dev(dbd, C, KERN_F32);
         check_close("conv1d dbias", got, db, C, 1e-5);
+        free(got);
+        /* accumulate = 0 writes dinp (dw and dbias still add: not checked again) */
+        for (size_t i = 0; i < n; i++) di[i] -= di0[i];
+        poison(did, n * 4);
+        K_OK(kern_conv1d_backward(g_ctx, 0, did, dwd, dbd, god, xd, wd, B, L, C, K, &g_err));
+        got = host_from_dev(did, n, KERN_F32);
+        check_close("conv1d dinp (written)", got, di, n, 1e-5);
         free(got);
         float *bufs[] = {xd, god, wd, bd, od, did, dwd, dbd};
         for (size_t k = 0; k < sizeof bufs / sizeof bufs[0]; k++)
@@ -1016,7 +1035,7 @@ static void test_linear(void **state)
           *od = dev_poisoned((size_t)BT * OC * 4), *did = dev_from(di0, (size_t)BT * C * 4),
           *dwd = dev_from(dw0, (size_t)OC * C * 4), *dbd = dev_from(db0, OC * 4);
     K_OK(kern_linear_forward(g_ctx, od, xd, wd, bd, BT, C, OC, &g_err));
-    K_OK(kern_linear_backward(g_ctx, did, dwd, dbd, god, xd, wd, BT, C, OC, &g_err));
+    K_OK(kern_linear_backward(g_ctx, 1, did, dwd, dbd, god, xd, wd, BT, C, OC, &g_err));
     K_OK(kern_sync(g_ctx, &g_err));
     float *got = host_from_dev(od, (size_t)BT * OC, KERN_F32);
     check_close("linear out", got, out, (size_t)BT * OC, 1e-5);
@@ -1029,6 +1048,13 @@ static void test_linear(void **state)
     free(got);
     got = host_from_dev(dbd, OC, KERN_F32);
     check_close("linear dbias", got, db, OC, 1e-5);
+    free(got);
+    /* accumulate = 0: beta 0, so the NaNs already in dinp must not reach the result */
+    for (int i = 0; i < BT * C; i++) di[i] -= di0[i];
+    poison(did, (size_t)BT * C * 4);
+    K_OK(kern_linear_backward(g_ctx, 0, did, dwd, dbd, god, xd, wd, BT, C, OC, &g_err));
+    got = host_from_dev(did, (size_t)BT * C, KERN_F32);
+    check_close("linear dinp (written)", got, di, (size_t)BT * C, 1e-5);
     free(got);
     float *bufs[] = {xd, wd, bd, god, od, did, dwd, dbd};
     for (size_t k = 0; k < sizeof bufs / sizeof bufs[0]; k++)
