@@ -351,20 +351,42 @@ long long conv_blocks(int B, int L, int C)
 }
 
 /* rows [t0 - K + 1, t0 + CONV_TT) of src (B, L, C) for channels c0.., zero outside
- * [0, L) and past C, into tile[row][32] */
-__device__ __forceinline__ void conv_load_tile(float (*tile)[32], const float *src, int b,
-                                               int t0, int L, int C, int c0, int K)
+ * [0, L) and past C, into tile[row][32]. With pre != NULL, src is the gradient of
+ * silu(pre) and the tile gets the gradient of pre, src * silu'(pre), as silu_backward. */
+template <int KM>
+__device__ __forceinline__ void conv_load_tile(float (*tile)[32], const float *src,
+                                               const float *pre, int b, int t0, int L, int C,
+                                               int c0, int K)
 {
+    /* unrolled to the bound KM, so that all of a thread's loads are in flight before the
+     * first is used (with pre, a rolled loop waited on two loads a row: 2x the time) */
+    constexpr int J = (CONV_TT + KM - 1 + CONV_TY - 1) / CONV_TY;
     const int c = c0 + threadIdx.x;
-    for (int r = threadIdx.y; r < CONV_TT + K - 1; r += CONV_TY) {
-        const int t = t0 - K + 1 + r;
-        tile[r][threadIdx.x] = (t >= 0 && t < L && c < C) ? src[((size_t)b * L + t) * C + c] : 0.0f;
+    float v[J], x[J];
+#pragma unroll
+    for (int j = 0; j < J; j++) {
+        const int r = threadIdx.y + j * CONV_TY, t = t0 - K + 1 + r;
+        const bool in = r < CONV_TT + K - 1 && t >= 0 && t < L && c < C;
+        const size_t i = ((size_t)b * L + t) * C + c;
+        v[j] = in ? src[i] : 0.0f;
+        x[j] = in && pre ? pre[i] : 0.0f;
+    }
+#pragma unroll
+    for (int j = 0; j < J; j++) {
+        const int r = threadIdx.y + j * CONV_TY;
+        if (pre) {
+            const float sg = sigmoid_(x[j]);
+            v[j] *= sg * (1.0f + x[j] * (1.0f - sg));
+        }
+        if (r < CONV_TT + K - 1)
+            tile[r][threadIdx.x] = v[j];
     }
 }
 
-/* out[b,t,c] = bias[c] + sum_k w[c,k] inp[b, t-K+1+k, c] */
+/* out[b,t,c] = bias[c] + sum_k w[c,k] inp[b, t-K+1+k, c]; act = silu(out) when not NULL
+ * (Mamba's conv is always followed by SiLU: one pass instead of a second over out) */
 template <int KM>
-__global__ void conv1d_forward_kernel(float *out, const float *inp, const float *w,
+__global__ void conv1d_forward_kernel(float *out, float *act, const float *inp, const float *w,
                                       const float *bias, int L, int C, int K)
 {
     __shared__ float tile[CONV_TT + KM - 1][32];
@@ -377,7 +399,7 @@ __global__ void conv1d_forward_kernel(float *out, const float *inp, const float 
     const float b0 = (bias && c < C) ? bias[c] : 0.0f;
     for (int t0 = cb.t_begin; t0 < cb.t_end; t0 += CONV_TT) {
         __syncthreads(); /* the previous tile is read */
-        conv_load_tile(tile, inp, b, t0, L, C, cb.c0, K);
+        conv_load_tile<KM>(tile, inp, nullptr, b, t0, L, C, cb.c0, K);
         __syncthreads();
         for (int r = threadIdx.y; r < CONV_TT && t0 + r < cb.t_end; r += CONV_TY) {
             float acc = b0;
@@ -385,8 +407,12 @@ __global__ void conv1d_forward_kernel(float *out, const float *inp, const float 
             for (int k = 0; k < KM; k++)
                 if (k < K)
                     acc += wk[k] * tile[r + k][threadIdx.x]; /* row r + k is step t-K+1+k */
-            if (c < C)
-                out[((size_t)b * L + t0 + r) * C + c] = acc;
+            if (c < C) {
+                const size_t i = ((size_t)b * L + t0 + r) * C + c;
+                out[i] = acc;
+                if (act) /* after out: act may be out itself (inference, in place) */
+                    act[i] = acc * sigmoid_(acc);
+            }
         }
     }
 }
@@ -395,13 +421,15 @@ __global__ void conv1d_forward_kernel(float *out, const float *inp, const float 
  * inp[t-K+1+k]):
  *   dinp[s] += sum_k w[k] dout[s+K-1-k]           (dinp may be NULL; = with accumulate 0)
  *   dw[k]   += sum_{b,t} dout[t] inp[t-K+1+k],  dbias += sum_{b,t} dout[t]
+ * With pre != NULL, dout is the gradient of silu(pre) (pre = the forward's out) and the
+ * SiLU's backward is applied as dout's tile is loaded (no dout-of-the-conv array at all).
  * dout's tile runs K-1 rows past the tile's end, inp's K-1 rows before its start. The
  * weight sums stay in registers over the whole sequence, meet across the block's CONV_TY
  * rows in shared memory and go to dw with one atomic per (channel, tap) and block. */
 template <int KM>
 __global__ void conv1d_backward_kernel(float *dinp, float *dw, float *dbias, const float *dout,
-                                       const float *inp, const float *w, int L, int C, int K,
-                                       int accumulate)
+                                       const float *pre, const float *inp, const float *w,
+                                       int L, int C, int K, int accumulate)
 {
     __shared__ float tin[CONV_TT + KM - 1][32];
     __shared__ float tdo[CONV_TT + KM - 1][32];
@@ -416,9 +444,9 @@ __global__ void conv1d_backward_kernel(float *dinp, float *dw, float *dbias, con
     acc[KM] = 0.0f;
     for (int t0 = cb.t_begin; t0 < cb.t_end; t0 += CONV_TT) {
         __syncthreads();
-        conv_load_tile(tin, inp, b, t0, L, C, cb.c0, K);
+        conv_load_tile<KM>(tin, inp, nullptr, b, t0, L, C, cb.c0, K);
         /* dout rows [t0, t0 + CONV_TT + K - 1): the same loader shifted by K - 1 */
-        conv_load_tile(tdo, dout, b, t0 + K - 1, L, C, cb.c0, K);
+        conv_load_tile<KM>(tdo, dout, pre, b, t0 + K - 1, L, C, cb.c0, K);
         __syncthreads();
         for (int r = threadIdx.y; r < CONV_TT && t0 + r < cb.t_end; r += CONV_TY) {
             /* step t = t0 + r: tdo[r] is dout[t], tin[r + k] is inp[t-K+1+k] */
@@ -504,8 +532,9 @@ extern "C" int kern_bf16_to_f32(kern_ctx *ctx, float *dst, const uint16_t *src, 
     GRID_STRIDE(bf16_to_f32_kernel, n, dst, src, n);
 }
 
-extern "C" int kern_conv1d_forward(kern_ctx *ctx, float *out, const float *inp, const float *w,
-                                   const float *bias, int B, int L, int C, int K, kern_error *err)
+extern "C" int kern_conv1d_forward(kern_ctx *ctx, float *out, float *act, const float *inp,
+                                   const float *w, const float *bias, int B, int L, int C, int K,
+                                   kern_error *err)
 {
     if (int rc = need(err, "kern_conv1d_forward", ctx && out && inp && w && B >= 0 && L >= 0 &&
                                                       C > 0 && K > 0 && K <= 16))
@@ -517,16 +546,17 @@ extern "C" int kern_conv1d_forward(kern_ctx *ctx, float *out, const float *inp, 
         return kern_err_set(err, KERN_EINVAL, "kern_conv1d_forward: %d x %d x %d is too large", B, L, C);
     const dim3 block(32, CONV_TY);
     if (K <= 4)
-        conv1d_forward_kernel<4><<<(unsigned)nb, block, 0, ctx->stream>>>(out, inp, w, bias, L, C, K);
+        conv1d_forward_kernel<4><<<(unsigned)nb, block, 0, ctx->stream>>>(out, act, inp, w, bias, L, C, K);
     else
-        conv1d_forward_kernel<16><<<(unsigned)nb, block, 0, ctx->stream>>>(out, inp, w, bias, L, C, K);
+        conv1d_forward_kernel<16><<<(unsigned)nb, block, 0, ctx->stream>>>(out, act, inp, w, bias, L, C, K);
     KERN_LAUNCHED("conv1d_forward_kernel", err);
     return KERN_OK;
 }
 
 extern "C" int kern_conv1d_backward(kern_ctx *ctx, int accumulate, float *dinp, float *dw,
-                                    float *dbias, const float *dout, const float *inp,
-                                    const float *w, int B, int L, int C, int K, kern_error *err)
+                                    float *dbias, const float *dout, const float *pre,
+                                    const float *inp, const float *w, int B, int L, int C, int K,
+                                    kern_error *err)
 {
     if (int rc = need(err, "kern_conv1d_backward", ctx && dw && dout && inp && w && B >= 0 &&
                                                        L >= 0 && C > 0 && K > 0 && K <= 16))
@@ -538,9 +568,9 @@ extern "C" int kern_conv1d_backward(kern_ctx *ctx, int accumulate, float *dinp, 
         return kern_err_set(err, KERN_EINVAL, "kern_conv1d_backward: %d x %d x %d is too large", B, L, C);
     const dim3 block(32, CONV_TY);
     if (K <= 4)
-        conv1d_backward_kernel<4><<<(unsigned)nb, block, 0, ctx->stream>>>(dinp, dw, dbias, dout, inp, w, L, C, K, accumulate);
+        conv1d_backward_kernel<4><<<(unsigned)nb, block, 0, ctx->stream>>>(dinp, dw, dbias, dout, pre, inp, w, L, C, K, accumulate);
     else
-        conv1d_backward_kernel<16><<<(unsigned)nb, block, 0, ctx->stream>>>(dinp, dw, dbias, dout, inp, w, L, C, K, accumulate);
+        conv1d_backward_kernel<16><<<(unsigned)nb, block, 0, ctx->stream>>>(dinp, dw, dbias, dout, pre, inp, w, L, C, K, accumulate);
     KERN_LAUNCHED("conv1d_backward_kernel", err);
     return KERN_OK;
 }

@@ -171,12 +171,17 @@ int kern_glu_backward(kern_ctx *ctx, float *da, float *db, const float *dout, co
 /* Causal depthwise Conv1d as nssm_conv1d_*: out[b,t,c] = bias[c] + sum_k w[c,k]
  * inp[b, t-K+1+k, c] (zero before t = 0); inp, out (B, L, C), w (C, K) with K <= 16, bias
  * (C) or NULL. The backward accumulates dinp (may be NULL; written when accumulate == 0),
- * dw, dbias (may be NULL). */
-int kern_conv1d_forward(kern_ctx *ctx, float *out, const float *inp, const float *w,
-                        const float *bias, int B, int L, int C, int K, kern_error *err);
+ * dw, dbias (may be NULL).
+ * A SiLU after the conv (Mamba's) can ride along: the forward also writes act = silu(out)
+ * when act is not NULL (act may be out itself), and with pre != NULL the backward takes
+ * dout as the gradient of silu(pre), pre being the forward's out, and applies the SiLU's
+ * backward on the way in. NULL for both gives the plain Conv1d. */
+int kern_conv1d_forward(kern_ctx *ctx, float *out, float *act, const float *inp,
+                        const float *w, const float *bias, int B, int L, int C, int K,
+                        kern_error *err);
 int kern_conv1d_backward(kern_ctx *ctx, int accumulate, float *dinp, float *dw, float *dbias,
-                         const float *dout, const float *inp, const float *w, int B, int L,
-                         int C, int K, kern_error *err);
+                         const float *dout, const float *pre, const float *inp, const float *w,
+                         int B, int L, int C, int K, kern_error *err);
 
 /* The forecaster's quantile head and its loss, the mirrors of neural_ssm's
  * nssm_quantile_head_forward and nssm_pinball_backward (see neural_ssm.h): q (rows, Q) from

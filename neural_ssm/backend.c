@@ -52,13 +52,23 @@ static void cpu_linear_backward(real *dinp, real *dw, real *dbias, const real *d
     nssm_linear_backward(dinp, dw, dbias, dout, inp, w, BT, C, OC);
 }
 
-static void cpu_conv1d_backward(real *dinp, real *dw, real *dbias, const real *dout,
-                                const real *inp, const real *w, int B, int L, int C, int K,
-                                int accumulate)
+static void cpu_conv1d_silu_forward(real *out, real *act, const real *inp, const real *w,
+                                    const real *bias, int B, int L, int C, int K)
 {
+    nssm_conv1d_forward(out, inp, w, bias, B, L, C, K);
+    nssm_silu_forward(act, out, (size_t)B * L * C);
+}
+
+static void cpu_conv1d_silu_backward(real *dinp, real *dw, real *dbias, const real *dact,
+                                     const real *pre, const real *inp, const real *w, int B,
+                                     int L, int C, int K, real *scratch, int accumulate)
+{
+    const size_t n = (size_t)B * L * C;
+    memset(scratch, 0, sizeof(real) * n);
+    nssm_silu_backward(scratch, dact, pre, n); /* the conv's dout */
     if (dinp && !accumulate)
-        memset(dinp, 0, sizeof(real) * B * L * C);
-    nssm_conv1d_backward(dinp, dw, dbias, dout, inp, w, B, L, C, K);
+        memset(dinp, 0, sizeof(real) * n);
+    nssm_conv1d_backward(dinp, dw, dbias, scratch, inp, w, B, L, C, K);
 }
 
 static void cpu_silu_backward(real *dinp, const real *dout, const real *inp, size_t n,
@@ -117,8 +127,8 @@ const nssm_backend nssm_backend_cpu = {
     .linear_backward = cpu_linear_backward,
     .rmsnorm_forward = nssm_rmsnorm_forward,
     .rmsnorm_backward = nssm_rmsnorm_backward,
-    .conv1d_forward = nssm_conv1d_forward,
-    .conv1d_backward = cpu_conv1d_backward,
+    .conv1d_silu_forward = cpu_conv1d_silu_forward,
+    .conv1d_silu_backward = cpu_conv1d_silu_backward,
     .silu_forward = nssm_silu_forward,
     .silu_backward = cpu_silu_backward,
     .glu_forward = nssm_glu_forward,

@@ -209,20 +209,22 @@ static void cuda_rmsnorm_backward(real *dinp, real *dw, const real *dout, const 
     note(kern_rmsnorm_backward(ctx(), dinp, dw, dout, inp, w, rstd, BT, C, &e));
 }
 
-static void cuda_conv1d_forward(real *out, const real *inp, const real *w, const real *bias,
-                                int B, int L, int C, int K)
+static void cuda_conv1d_silu_forward(real *out, real *act, const real *inp, const real *w,
+                                     const real *bias, int B, int L, int C, int K)
 {
     kern_error e;
-    note(kern_conv1d_forward(ctx(), out, inp, w, bias, B, L, C, K, &e));
+    note(kern_conv1d_forward(ctx(), out, act, inp, w, bias, B, L, C, K, &e));
 }
 
-static void cuda_conv1d_backward(real *dinp, real *dw, real *dbias, const real *dout,
-                                 const real *inp, const real *w, int B, int L, int C, int K,
-                                 int accumulate)
+/* the SiLU's backward happens as the kernel loads dact and pre: no scratch needed */
+static void cuda_conv1d_silu_backward(real *dinp, real *dw, real *dbias, const real *dact,
+                                      const real *pre, const real *inp, const real *w, int B,
+                                      int L, int C, int K, real *scratch, int accumulate)
 {
     kern_error e;
-    note(kern_conv1d_backward(ctx(), accumulate, dinp, dw, dbias, dout, inp, w, B, L, C, K,
-                              &e));
+    (void)scratch;
+    note(kern_conv1d_backward(ctx(), accumulate, dinp, dw, dbias, dact, pre, inp, w, B, L, C,
+                              K, &e));
 }
 
 static void cuda_silu_forward(real *out, const real *inp, size_t n)
@@ -408,8 +410,8 @@ const nssm_backend nssm_backend_cuda = {
     .linear_backward = cuda_linear_backward,
     .rmsnorm_forward = cuda_rmsnorm_forward,
     .rmsnorm_backward = cuda_rmsnorm_backward,
-    .conv1d_forward = cuda_conv1d_forward,
-    .conv1d_backward = cuda_conv1d_backward,
+    .conv1d_silu_forward = cuda_conv1d_silu_forward,
+    .conv1d_silu_backward = cuda_conv1d_silu_backward,
     .silu_forward = cuda_silu_forward,
     .silu_backward = cuda_silu_backward,
     .glu_forward = cuda_glu_forward,

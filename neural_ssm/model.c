@@ -727,8 +727,8 @@ static int forward(const nssm_config *c, const nssm_backend *be, const net_param
             be->linear_forward(la->xin, la->normed, lp->in_proj_w, NULL, BL, D, Di);
             be->linear_forward(la->z, la->normed, lp->in_proj_w + (size_t)Di * D, NULL, BL, D,
                                Di);
-            be->conv1d_forward(la->xc, la->xin, lp->conv_w, lp->conv_b, B, L, Di, c->d_conv);
-            be->silu_forward(la->xs, la->xc, (size_t)BL * Di);
+            be->conv1d_silu_forward(la->xc, la->xs, la->xin, lp->conv_w, lp->conv_b, B, L, Di,
+                                    c->d_conv);
             /* x_proj's rows are dt, B, C: one product, then each part into its own array
              * (the scan and dt_proj read them as contiguous (B, L, *) arrays) */
             const size_t wx = sizeof(real) * (R + 2 * N);
@@ -858,10 +858,9 @@ static int backward(nssm_model *m, acts *a, int B)
             be->copy_rows(a->xdbc + R + N, wx, a->gC, sizeof(real) * N, sizeof(real) * N, BL);
             be->linear_backward(dxs, gp->x_proj_w, NULL, a->xdbc, la->xs, lp->x_proj_w, BL, Di,
                                 R + 2 * N, 1);
-            real *dxc = ddelta, *dxin = dy; /* reuse: both are dead now */
-            be->silu_backward(dxc, dxs, la->xc, nBLDi, 0);
-            be->conv1d_backward(dxin, gp->conv_w, gp->conv_b, dxc, la->xin, lp->conv_w, B, L,
-                                Di, c->d_conv, 0);
+            real *dxin = dy, *scratch = ddelta; /* reuse: both are dead now */
+            be->conv1d_silu_backward(dxin, gp->conv_w, gp->conv_b, dxs, la->xc, la->xin,
+                                     lp->conv_w, B, L, Di, c->d_conv, scratch, 0);
             be->linear_backward(a->dnormed, gp->in_proj_w, NULL, dxin, la->normed,
                                 lp->in_proj_w, BL, D, Di, 0);
             be->linear_backward(a->dnormed, gp->in_proj_w + (size_t)Di * D, NULL, dz,

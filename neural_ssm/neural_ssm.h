@@ -211,8 +211,8 @@ typedef struct nssm_backend {
     nssm_device device;
     int (*available)(void); /* 1 when a device is present at run time */
     /* Memory the host can also read and write (CPU: calloc; CUDA: cudaMallocManaged),
-     * zero-filled: the glue in model.c (window features, A = -exp(A_log), the S4D gate)
-     * runs on the host over the same buffers the ops read. */
+     * zero-filled. model.c hands window features over with copy_rows and reads results
+     * only after synchronize(), so a device's pages stay on the device during a step. */
     void *(*alloc)(size_t bytes);
     void (*release)(void *p);
     /* Waits for queued device work before the host touches shared memory (CPU: no-op). */
@@ -242,10 +242,17 @@ typedef struct nssm_backend {
                             int, int, nssm_real);
     void (*rmsnorm_backward)(nssm_real *, nssm_real *, const nssm_real *, const nssm_real *,
                              const nssm_real *, const nssm_real *, int, int);
-    void (*conv1d_forward)(nssm_real *, const nssm_real *, const nssm_real *,
-                           const nssm_real *, int, int, int, int);
-    void (*conv1d_backward)(nssm_real *, nssm_real *, nssm_real *, const nssm_real *,
-                            const nssm_real *, const nssm_real *, int, int, int, int, int);
+    /* Mamba's causal Conv1d and the SiLU after it, fused where the backend can:
+     * forward (out, act, inp, w, bias, B, L, C, K): out = conv1d(inp), act = silu(out)
+     * (act may be out: inference keeps only act); backward (dinp, dw, dbias, dact, pre,
+     * inp, w, B, L, C, K, scratch, accumulate): the gradients of the pair given dact, with
+     * pre = the forward's out; scratch, (B, L, C), is for a backend that goes through
+     * dout = dact silu'(pre) in memory (the CPU); a device applies it on the fly. */
+    void (*conv1d_silu_forward)(nssm_real *, nssm_real *, const nssm_real *, const nssm_real *,
+                                const nssm_real *, int, int, int, int);
+    void (*conv1d_silu_backward)(nssm_real *, nssm_real *, nssm_real *, const nssm_real *,
+                                 const nssm_real *, const nssm_real *, const nssm_real *, int,
+                                 int, int, int, nssm_real *, int);
     void (*silu_forward)(nssm_real *, const nssm_real *, size_t);
     void (*silu_backward)(nssm_real *, const nssm_real *, const nssm_real *, size_t, int);
     void (*glu_forward)(nssm_real *, const nssm_real *, const nssm_real *, size_t);

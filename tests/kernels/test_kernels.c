@@ -967,8 +967,8 @@ static void test_conv1d(void **state)
         float *xd = dev_from(x, n * 4), *god = dev_from(go, n * 4), *wd = dev_from(w, C * K * 4),
               *bd = dev_from(bias, C * 4), *od = dev_poisoned(n * 4), *did = dev_from(di0, n * 4),
               *dwd = dev_from(dw0, C * K * 4), *dbd = dev_from(db0, C * 4);
-        K_OK(kern_conv1d_forward(g_ctx, od, xd, wd, bd, B, L, C, K, &g_err));
-        K_OK(kern_conv1d_backward(g_ctx, 1, did, dwd, dbd, god, xd, wd, B, L, C, K, &g_err));
+        K_OK(kern_conv1d_forward(g_ctx, od, NULL, xd, wd, bd, B, L, C, K, &g_err));
+        K_OK(kern_conv1d_backward(g_ctx, 1, did, dwd, dbd, god, NULL, xd, wd, B, L, C, K, &g_err));
         K_OK(kern_sync(g_ctx, &g_err));
         float *got = host_from_dev(od, n, KERN_F32);
         check_close("conv1d out", got, out, n, 1e-5);
@@ -985,10 +985,66 @@ static void test_conv1d(void **state)
         /* accumulate = 0 writes dinp (dw and dbias still add: not checked again) */
         for (size_t i = 0; i < n; i++) di[i] -= di0[i];
         poison(did, n * 4);
-        K_OK(kern_conv1d_backward(g_ctx, 0, did, dwd, dbd, god, xd, wd, B, L, C, K, &g_err));
+        K_OK(kern_conv1d_backward(g_ctx, 0, did, dwd, dbd, god, NULL, xd, wd, B, L, C, K, &g_err));
         got = host_from_dev(did, n, KERN_F32);
         check_close("conv1d dinp (written)", got, di, n, 1e-5);
         free(got);
+
+        /* with the SiLU after it: act = silu(out); the backward takes go as d act and
+         * pre = the device's out, against go silu'(out) through the same sums */
+        float *actd = dev_poisoned(n * 4);
+        poison(od, n * 4);
+        K_OK(kern_conv1d_forward(g_ctx, od, actd, xd, wd, bd, B, L, C, K, &g_err));
+        double *act = dvec(n), *ge = dvec(n);
+        for (size_t i = 0; i < n; i++) {
+            const double sg = 1.0 / (1.0 + exp(-out[i]));
+            act[i] = out[i] * sg;
+            ge[i] = go[i] * sg * (1.0 + out[i] * (1.0 - sg));
+            di[i] = 0.0;
+        }
+        for (int i = 0; i < C * K; i++) dw[i] = dw0[i];
+        for (int i = 0; i < C; i++) db[i] = db0[i];
+        for (int b = 0; b < B; b++)
+            for (int t = 0; t < L; t++)
+                for (int c = 0; c < C; c++) {
+                    const size_t i = ((size_t)b * L + t) * C + c;
+                    db[c] += ge[i];
+                    for (int k = 0; k < K; k++) {
+                        const int s = t - K + 1 + k;
+                        if (s < 0)
+                            continue;
+                        const size_t j = ((size_t)b * L + s) * C + c;
+                        di[j] += ge[i] * w[c * K + k];
+                        dw[c * K + k] += ge[i] * x[j];
+                    }
+                }
+        got = host_from_dev(od, n, KERN_F32);
+        check_close("conv1d+silu out", got, out, n, 1e-5);
+        free(got);
+        got = host_from_dev(actd, n, KERN_F32);
+        check_close("conv1d+silu act", got, act, n, 1e-5);
+        free(got);
+        K_OK(kern_upload(g_ctx, dwd, dw0, C * K * 4, &g_err));
+        K_OK(kern_upload(g_ctx, dbd, db0, C * 4, &g_err));
+        poison(did, n * 4);
+        K_OK(kern_conv1d_backward(g_ctx, 0, did, dwd, dbd, god, od, xd, wd, B, L, C, K, &g_err));
+        got = host_from_dev(did, n, KERN_F32);
+        check_close("conv1d+silu dinp", got, di, n, 1e-5);
+        free(got);
+        got = host_from_dev(dwd, C * K, KERN_F32);
+        check_close("conv1d+silu dw", got, dw, C * K, 1e-5);
+        free(got);
+        got = host_from_dev(dbd, C, KERN_F32);
+        check_close("conv1d+silu dbias", got, db, C, 1e-5);
+        free(got);
+        /* in place (act == out), as inference runs it */
+        K_OK(kern_conv1d_forward(g_ctx, od, od, xd, wd, bd, B, L, C, K, &g_err));
+        got = host_from_dev(od, n, KERN_F32);
+        check_close("conv1d+silu in place", got, act, n, 1e-5);
+        free(got);
+        kern_free(g_ctx, actd);
+        free(act);
+        free(ge);
         float *bufs[] = {xd, god, wd, bd, od, did, dwd, dbd};
         for (size_t k = 0; k < sizeof bufs / sizeof bufs[0]; k++)
             kern_free(g_ctx, bufs[k]);
