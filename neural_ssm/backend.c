@@ -59,24 +59,23 @@ static void cpu_conv1d_silu_forward(real *out, real *act, const real *inp, const
     nssm_silu_forward(act, out, (size_t)B * L * C);
 }
 
-static void cpu_conv1d_silu_backward(real *dinp, real *dw, real *dbias, const real *dact,
-                                     const real *pre, const real *inp, const real *w, int B,
-                                     int L, int C, int K, real *scratch, int accumulate)
-{
-    const size_t n = (size_t)B * L * C;
-    memset(scratch, 0, sizeof(real) * n);
-    nssm_silu_backward(scratch, dact, pre, n); /* the conv's dout */
-    if (dinp && !accumulate)
-        memset(dinp, 0, sizeof(real) * n);
-    nssm_conv1d_backward(dinp, dw, dbias, scratch, inp, w, B, L, C, K);
-}
-
 static void cpu_silu_backward(real *dinp, const real *dout, const real *inp, size_t n,
                               int accumulate)
 {
     if (!accumulate)
         memset(dinp, 0, sizeof(real) * n);
     nssm_silu_backward(dinp, dout, inp, n);
+}
+
+static void cpu_conv1d_silu_backward(real *dinp, real *dw, real *dbias, const real *dact,
+                                     const real *pre, const real *inp, const real *w, int B,
+                                     int L, int C, int K, real *scratch, int accumulate)
+{
+    const size_t n = (size_t)B * L * C;
+    cpu_silu_backward(scratch, dact, pre, n, 0); /* the conv's dout */
+    if (dinp && !accumulate)
+        memset(dinp, 0, sizeof(real) * n);
+    nssm_conv1d_backward(dinp, dw, dbias, scratch, inp, w, B, L, C, K);
 }
 
 static void cpu_softplus_backward(real *dinp, const real *dout, const real *inp, size_t n,

@@ -144,6 +144,14 @@ static double check_close(const char *what, const float *got, const double *ref,
     return rel;
 }
 
+/* check_close on a float32 device array, downloaded for the check */
+static void check_dev(const char *what, const void *dev, const double *ref, size_t n, double tol)
+{
+    float *got = host_from_dev(dev, n, KERN_F32);
+    check_close(what, got, ref, n, tol);
+    free(got);
+}
+
 /* ---- finite-difference checks of the reference (no GPU) --------------------------------- */
 
 /* Central difference of f at p[i] against analytic g; relative to max |g|. */
@@ -487,9 +495,7 @@ static void run_scan_case(const scan_case *c, uint64_t seed, int variant)
                         want[(((size_t)b * NC + ch) * N + n) * D + d] =
                             hall[(((size_t)b * L + t) * D + d) * N + n];
                     }
-        got = host_from_dev(hchk, nh, KERN_F32);
-        check_close("scan hchk", got, want, nh, tol);
-        free(got);
+        check_dev("scan hchk", hchk, want, nh, tol);
         free(want);
     }
 
@@ -649,9 +655,7 @@ static void test_s4d_kernel(void **state)
     float *Kd = dev_poisoned((size_t)D * L * 4);
     K_OK(kern_s4d_kernel_forward(g_ctx, Kd, dev[0], dev[1], dev[2], dev[3], dev[4], D, N, L, &g_err));
     K_OK(kern_sync(g_ctx, &g_err));
-    float *got = host_from_dev(Kd, (size_t)D * L, KERN_F32);
-    check_close("s4d K", got, K, (size_t)D * L, 1e-4);
-    free(got);
+    check_dev("s4d K", Kd, K, (size_t)D * L, 1e-4);
     /* backward accumulates: start from known values */
     float *dKd = dev_from(dKf, (size_t)D * L * 4);
     for (int k = 0; k < 5; k++) {
@@ -669,9 +673,7 @@ static void test_s4d_kernel(void **state)
     static const char *names[5] = {"s4d dlog_dt", "s4d dC_re", "s4d dC_im", "s4d dlog_A_re",
                                    "s4d dA_im"};
     for (int k = 0; k < 5; k++) {
-        got = host_from_dev(gdev[k], sz[k], KERN_F32);
-        check_close(names[k], got, g[k], sz[k], 1e-4);
-        free(got);
+        check_dev(names[k], gdev[k], g[k], sz[k], 1e-4);
         kern_free(g_ctx, gdev[k]);
         kern_free(g_ctx, dev[k]);
         free(f[k]);
@@ -707,9 +709,7 @@ static void test_s4d_conv(void **state)
               *Dd = dev_from(Ds, (size_t)D * 4), *yd = dev_poisoned(n * 4);
         K_OK(kern_s4d_conv_forward(g_ctx, yd, ud, Kd, Dd, B, L, D, &g_err));
         K_OK(kern_sync(g_ctx, &g_err));
-        float *got = host_from_dev(yd, n, KERN_F32);
-        check_close("conv y", got, y, n, 1e-4);
-        free(got);
+        check_dev("conv y", yd, y, n, 1e-4);
         /* backward accumulates into zeroed gradients here (the += path is the same code) */
         float *dud = dev_from(NULL, n * 4), *dKd = dev_from(NULL, nk * 4), *dDd = dev_from(NULL, (size_t)D * 4);
         K_OK(kern_zero(g_ctx, dud, n * 4, &g_err));
@@ -717,15 +717,9 @@ static void test_s4d_conv(void **state)
         K_OK(kern_zero(g_ctx, dDd, (size_t)D * 4, &g_err));
         K_OK(kern_s4d_conv_backward(g_ctx, dud, dKd, dDd, dyd, ud, Kd, Dd, B, L, D, &g_err));
         K_OK(kern_sync(g_ctx, &g_err));
-        got = host_from_dev(dud, n, KERN_F32);
-        check_close("conv du", got, du, n, 1e-4);
-        free(got);
-        got = host_from_dev(dKd, nk, KERN_F32);
-        check_close("conv dK", got, dK, nk, 1e-4);
-        free(got);
-        got = host_from_dev(dDd, D, KERN_F32);
-        check_close("conv dDskip", got, dD, D, 1e-4);
-        free(got);
+        check_dev("conv du", dud, du, n, 1e-4);
+        check_dev("conv dK", dKd, dK, nk, 1e-4);
+        check_dev("conv dDskip", dDd, dD, D, 1e-4);
         float *bufs[] = {ud, dyd, Kd, Dd, yd, dud, dKd, dDd};
         for (size_t k = 0; k < sizeof bufs / sizeof bufs[0]; k++)
             kern_free(g_ctx, bufs[k]);
@@ -759,18 +753,10 @@ static void test_rmsnorm(void **state)
     K_OK(kern_rmsnorm_forward(g_ctx, od, rd, xd, wd, BT, C, 1e-5f, &g_err));
     K_OK(kern_rmsnorm_backward(g_ctx, did, dwd, god, xd, wd, rd, BT, C, &g_err));
     K_OK(kern_sync(g_ctx, &g_err));
-    float *got = host_from_dev(od, n, KERN_F32);
-    check_close("rmsnorm out", got, out, n, 1e-4);
-    free(got);
-    got = host_from_dev(rd, BT, KERN_F32);
-    check_close("rmsnorm rstd", got, rstd, BT, 1e-4);
-    free(got);
-    got = host_from_dev(did, n, KERN_F32);
-    check_close("rmsnorm dinp", got, di, n, 1e-4);
-    free(got);
-    got = host_from_dev(dwd, C, KERN_F32);
-    check_close("rmsnorm dw", got, dw, C, 1e-4);
-    free(got);
+    check_dev("rmsnorm out", od, out, n, 1e-4);
+    check_dev("rmsnorm rstd", rd, rstd, BT, 1e-4);
+    check_dev("rmsnorm dinp", did, di, n, 1e-4);
+    check_dev("rmsnorm dw", dwd, dw, C, 1e-4);
     float *bufs[] = {xd, wd, god, od, rd, did, dwd};
     for (size_t k = 0; k < sizeof bufs / sizeof bufs[0]; k++)
         kern_free(g_ctx, bufs[k]);
@@ -798,83 +784,58 @@ static void test_pointwise(void **state)
     double *want = dvec(n), *want2 = dvec(n);
     float *xd = dev_from(x, n * 4), *yd = dev_from(y, n * 4), *gd = dev_from(g, n * 4);
     float *od = dev_poisoned(n * 4), *ad = dev_from(a0, n * 4), *bd = dev_from(b0, n * 4);
-    float *got;
     /* SiLU */
     for (size_t i = 0; i < n; i++) want[i] = x[i] / (1.0 + exp(-(double)x[i]));
     K_OK(kern_silu_forward(g_ctx, od, xd, n, &g_err));
-    got = host_from_dev(od, n, KERN_F32);
-    check_close("silu", got, want, n, 1e-5);
-    free(got);
+    check_dev("silu", od, want, n, 1e-5);
     for (size_t i = 0; i < n; i++) {
         const double s = 1.0 / (1.0 + exp(-(double)x[i]));
         want[i] = a0[i] + g[i] * s * (1 + x[i] * (1 - s));
     }
     K_OK(kern_silu_backward(g_ctx, 1, ad, gd, xd, n, &g_err));
-    got = host_from_dev(ad, n, KERN_F32);
-    check_close("silu backward", got, want, n, 1e-5);
-    free(got);
+    check_dev("silu backward", ad, want, n, 1e-5);
     for (size_t i = 0; i < n; i++) want[i] -= a0[i];
     poison(ad, n * 4); /* accumulate = 0 writes every element */
     K_OK(kern_silu_backward(g_ctx, 0, ad, gd, xd, n, &g_err));
-    got = host_from_dev(ad, n, KERN_F32);
-    check_close("silu backward (written)", got, want, n, 1e-5);
-    free(got);
+    check_dev("silu backward (written)", ad, want, n, 1e-5);
     /* softplus */
     for (size_t i = 0; i < n; i++) want[i] = x[i] > 20 ? x[i] : log1p(exp((double)x[i]));
     poison(od, n * 4);
     K_OK(kern_softplus_forward(g_ctx, od, xd, n, &g_err));
-    got = host_from_dev(od, n, KERN_F32);
-    check_close("softplus", got, want, n, 1e-5);
-    free(got);
+    check_dev("softplus", od, want, n, 1e-5);
     K_OK(kern_upload(g_ctx, ad, a0, n * 4, &g_err));
     for (size_t i = 0; i < n; i++)
         want[i] = a0[i] + (x[i] > 20 ? g[i] : g[i] / (1.0 + exp(-(double)x[i])));
     K_OK(kern_softplus_backward(g_ctx, 1, ad, gd, xd, n, &g_err));
-    got = host_from_dev(ad, n, KERN_F32);
-    check_close("softplus backward", got, want, n, 1e-5);
-    free(got);
+    check_dev("softplus backward", ad, want, n, 1e-5);
     for (size_t i = 0; i < n; i++) want[i] -= a0[i];
     poison(ad, n * 4);
     K_OK(kern_softplus_backward(g_ctx, 0, ad, gd, xd, n, &g_err));
-    got = host_from_dev(ad, n, KERN_F32);
-    check_close("softplus backward (written)", got, want, n, 1e-5);
-    free(got);
+    check_dev("softplus backward (written)", ad, want, n, 1e-5);
     /* negexp (A = -exp(A_log)), on y; the backward takes the forward's output */
     for (size_t i = 0; i < n; i++) want[i] = -exp((double)y[i]);
     poison(od, n * 4);
     K_OK(kern_negexp_forward(g_ctx, od, yd, n, &g_err));
-    got = host_from_dev(od, n, KERN_F32);
-    check_close("negexp", got, want, n, 1e-5);
-    free(got);
+    check_dev("negexp", od, want, n, 1e-5);
     K_OK(kern_upload(g_ctx, ad, a0, n * 4, &g_err));
     for (size_t i = 0; i < n; i++) want[i] = a0[i] - g[i] * exp((double)y[i]);
     K_OK(kern_negexp_backward(g_ctx, ad, gd, od, n, &g_err));
-    got = host_from_dev(ad, n, KERN_F32);
-    check_close("negexp backward", got, want, n, 1e-5);
-    free(got);
+    check_dev("negexp backward", ad, want, n, 1e-5);
     /* residual */
     for (size_t i = 0; i < n; i++) want[i] = (double)x[i] + y[i];
     poison(od, n * 4);
     K_OK(kern_residual_forward(g_ctx, od, xd, yd, n, &g_err));
-    got = host_from_dev(od, n, KERN_F32);
-    check_close("residual", got, want, n, 1e-6);
-    free(got);
+    check_dev("residual", od, want, n, 1e-6);
     K_OK(kern_upload(g_ctx, ad, a0, n * 4, &g_err));
     for (size_t i = 0; i < n; i++) { want[i] = (double)a0[i] + g[i]; want2[i] = (double)b0[i] + g[i]; }
     K_OK(kern_residual_backward(g_ctx, ad, bd, gd, n, &g_err));
-    got = host_from_dev(ad, n, KERN_F32);
-    check_close("residual da", got, want, n, 1e-6);
-    free(got);
-    got = host_from_dev(bd, n, KERN_F32);
-    check_close("residual db", got, want2, n, 1e-6);
-    free(got);
+    check_dev("residual da", ad, want, n, 1e-6);
+    check_dev("residual db", bd, want2, n, 1e-6);
     /* GLU gate: out = y sigmoid(x), the backward adding into a0 and b0 */
     for (size_t i = 0; i < n; i++) want[i] = y[i] / (1.0 + exp(-(double)x[i]));
     poison(od, n * 4);
     K_OK(kern_glu_forward(g_ctx, od, yd, xd, n, &g_err));
-    got = host_from_dev(od, n, KERN_F32);
-    check_close("glu", got, want, n, 1e-5);
-    free(got);
+    check_dev("glu", od, want, n, 1e-5);
     K_OK(kern_upload(g_ctx, ad, a0, n * 4, &g_err));
     K_OK(kern_upload(g_ctx, bd, b0, n * 4, &g_err));
     for (size_t i = 0; i < n; i++) {
@@ -883,12 +844,8 @@ static void test_pointwise(void **state)
         want2[i] = b0[i] + g[i] * y[i] * s * (1 - s);
     }
     K_OK(kern_glu_backward(g_ctx, ad, bd, gd, yd, xd, n, &g_err));
-    got = host_from_dev(ad, n, KERN_F32);
-    check_close("glu da", got, want, n, 1e-5);
-    free(got);
-    got = host_from_dev(bd, n, KERN_F32);
-    check_close("glu db", got, want2, n, 1e-5);
-    free(got);
+    check_dev("glu da", ad, want, n, 1e-5);
+    check_dev("glu db", bd, want2, n, 1e-5);
     /* sum of squares */
     double ss = 0.0, gotss = 0.0;
     for (size_t i = 0; i < n; i++) ss += (double)g[i] * g[i];
@@ -911,12 +868,8 @@ static void test_pointwise(void **state)
                 P[i] -= lr * (wd * P[i] + (M[i] / (1 - pow(b1, t))) / (sqrt(V[i] / (1 - pow(b2, t))) + eps));
             }
         }
-        got = host_from_dev(pd, n, KERN_F32);
-        check_close("adamw p", got, P, n, 1e-4);
-        free(got);
-        got = host_from_dev(vd, n, KERN_F32);
-        check_close("adamw v", got, V, n, 1e-4);
-        free(got);
+        check_dev("adamw p", pd, P, n, 1e-4);
+        check_dev("adamw v", vd, V, n, 1e-4);
         kern_free(g_ctx, pd); kern_free(g_ctx, md); kern_free(g_ctx, vd);
         free(p); free(m); free(v); free(P); free(M); free(V);
     }
@@ -924,6 +877,32 @@ static void test_pointwise(void **state)
     for (size_t k = 0; k < sizeof bufs / sizeof bufs[0]; k++)
         kern_free(g_ctx, bufs[k]);
     free(x); free(y); free(g); free(a0); free(b0); free(want); free(want2);
+}
+
+/* The causal depthwise Conv1d in double, from its definition: out (when not NULL) =
+ * bias + sum_k w[k] x[t-K+1+k]; given the gradient ge at the output, adds into di, dw, db. */
+static void conv_ref(double *out, double *di, double *dw, double *db, const double *ge,
+                     const float *x, const float *w, const float *bias, int B, int L, int C,
+                     int K)
+{
+    for (int b = 0; b < B; b++)
+        for (int t = 0; t < L; t++)
+            for (int c = 0; c < C; c++) {
+                const size_t i = ((size_t)b * L + t) * C + c;
+                double acc = bias[c];
+                db[c] += ge[i];
+                for (int k = 0; k < K; k++) {
+                    const int s = t - K + 1 + k;
+                    if (s < 0)
+                        continue;
+                    const size_t j = ((size_t)b * L + s) * C + c;
+                    acc += (double)w[c * K + k] * x[j];
+                    di[j] += ge[i] * w[c * K + k];
+                    dw[c * K + k] += ge[i] * x[j];
+                }
+                if (out)
+                    out[i] = acc;
+            }
 }
 
 static void test_conv1d(void **state)
@@ -947,55 +926,31 @@ static void test_conv1d(void **state)
         for (size_t i = 0; i < n; i++) di[i] = di0[i];
         for (int i = 0; i < C * K; i++) dw[i] = dw0[i];
         for (int i = 0; i < C; i++) db[i] = db0[i];
-        for (int b = 0; b < B; b++)
-            for (int t = 0; t < L; t++)
-                for (int c = 0; c < C; c++) {
-                    const size_t i = ((size_t)b * L + t) * C + c;
-                    double acc = bias[c];
-                    db[c] += go[i];
-                    for (int k = 0; k < K; k++) {
-                        const int s = t - K + 1 + k;
-                        if (s < 0)
-                            continue;
-                        const size_t j = ((size_t)b * L + s) * C + c;
-                        acc += (double)w[c * K + k] * x[j];
-                        di[j] += (double)go[i] * w[c * K + k];
-                        dw[c * K + k] += (double)go[i] * x[j];
-                    }
-                    out[i] = acc;
-                }
+        double *ge = dvec(n); /* the gradient at the conv's output */
+        for (size_t i = 0; i < n; i++) ge[i] = go[i];
+        conv_ref(out, di, dw, db, ge, x, w, bias, B, L, C, K);
         float *xd = dev_from(x, n * 4), *god = dev_from(go, n * 4), *wd = dev_from(w, C * K * 4),
               *bd = dev_from(bias, C * 4), *od = dev_poisoned(n * 4), *did = dev_from(di0, n * 4),
               *dwd = dev_from(dw0, C * K * 4), *dbd = dev_from(db0, C * 4);
         K_OK(kern_conv1d_forward(g_ctx, od, NULL, xd, wd, bd, B, L, C, K, &g_err));
         K_OK(kern_conv1d_backward(g_ctx, 1, did, dwd, dbd, god, NULL, xd, wd, B, L, C, K, &g_err));
         K_OK(kern_sync(g_ctx, &g_err));
-        float *got = host_from_dev(od, n, KERN_F32);
-        check_close("conv1d out", got, out, n, 1e-5);
-        free(got);
-        got = host_from_dev(did, n, KERN_F32);
-        check_close("conv1d dinp", got, di, n, 1e-5);
-        free(got);
-        got = host_from_dev(dwd, C * K, KERN_F32);
-        check_close("conv1d dw", got, dw, C * K, 1e-5);
-        free(got);
-        got = host_from_dev(dbd, C, KERN_F32);
-        check_close("conv1d dbias", got, db, C, 1e-5);
-        free(got);
+        check_dev("conv1d out", od, out, n, 1e-5);
+        check_dev("conv1d dinp", did, di, n, 1e-5);
+        check_dev("conv1d dw", dwd, dw, C * K, 1e-5);
+        check_dev("conv1d dbias", dbd, db, C, 1e-5);
         /* accumulate = 0 writes dinp (dw and dbias still add: not checked again) */
         for (size_t i = 0; i < n; i++) di[i] -= di0[i];
         poison(did, n * 4);
         K_OK(kern_conv1d_backward(g_ctx, 0, did, dwd, dbd, god, NULL, xd, wd, B, L, C, K, &g_err));
-        got = host_from_dev(did, n, KERN_F32);
-        check_close("conv1d dinp (written)", got, di, n, 1e-5);
-        free(got);
+        check_dev("conv1d dinp (written)", did, di, n, 1e-5);
 
         /* with the SiLU after it: act = silu(out); the backward takes go as d act and
          * pre = the device's out, against go silu'(out) through the same sums */
         float *actd = dev_poisoned(n * 4);
         poison(od, n * 4);
         K_OK(kern_conv1d_forward(g_ctx, od, actd, xd, wd, bd, B, L, C, K, &g_err));
-        double *act = dvec(n), *ge = dvec(n);
+        double *act = dvec(n);
         for (size_t i = 0; i < n; i++) {
             const double sg = 1.0 / (1.0 + exp(-out[i]));
             act[i] = out[i] * sg;
@@ -1004,44 +959,19 @@ static void test_conv1d(void **state)
         }
         for (int i = 0; i < C * K; i++) dw[i] = dw0[i];
         for (int i = 0; i < C; i++) db[i] = db0[i];
-        for (int b = 0; b < B; b++)
-            for (int t = 0; t < L; t++)
-                for (int c = 0; c < C; c++) {
-                    const size_t i = ((size_t)b * L + t) * C + c;
-                    db[c] += ge[i];
-                    for (int k = 0; k < K; k++) {
-                        const int s = t - K + 1 + k;
-                        if (s < 0)
-                            continue;
-                        const size_t j = ((size_t)b * L + s) * C + c;
-                        di[j] += ge[i] * w[c * K + k];
-                        dw[c * K + k] += ge[i] * x[j];
-                    }
-                }
-        got = host_from_dev(od, n, KERN_F32);
-        check_close("conv1d+silu out", got, out, n, 1e-5);
-        free(got);
-        got = host_from_dev(actd, n, KERN_F32);
-        check_close("conv1d+silu act", got, act, n, 1e-5);
-        free(got);
+        conv_ref(NULL, di, dw, db, ge, x, w, bias, B, L, C, K);
+        check_dev("conv1d+silu out", od, out, n, 1e-5);
+        check_dev("conv1d+silu act", actd, act, n, 1e-5);
         K_OK(kern_upload(g_ctx, dwd, dw0, C * K * 4, &g_err));
         K_OK(kern_upload(g_ctx, dbd, db0, C * 4, &g_err));
         poison(did, n * 4);
         K_OK(kern_conv1d_backward(g_ctx, 0, did, dwd, dbd, god, od, xd, wd, B, L, C, K, &g_err));
-        got = host_from_dev(did, n, KERN_F32);
-        check_close("conv1d+silu dinp", got, di, n, 1e-5);
-        free(got);
-        got = host_from_dev(dwd, C * K, KERN_F32);
-        check_close("conv1d+silu dw", got, dw, C * K, 1e-5);
-        free(got);
-        got = host_from_dev(dbd, C, KERN_F32);
-        check_close("conv1d+silu dbias", got, db, C, 1e-5);
-        free(got);
+        check_dev("conv1d+silu dinp", did, di, n, 1e-5);
+        check_dev("conv1d+silu dw", dwd, dw, C * K, 1e-5);
+        check_dev("conv1d+silu dbias", dbd, db, C, 1e-5);
         /* in place (act == out), as inference runs it */
         K_OK(kern_conv1d_forward(g_ctx, od, od, xd, wd, bd, B, L, C, K, &g_err));
-        got = host_from_dev(od, n, KERN_F32);
-        check_close("conv1d+silu in place", got, act, n, 1e-5);
-        free(got);
+        check_dev("conv1d+silu in place", od, act, n, 1e-5);
         kern_free(g_ctx, actd);
         free(act);
         free(ge);
@@ -1093,25 +1023,15 @@ static void test_linear(void **state)
     K_OK(kern_linear_forward(g_ctx, od, xd, wd, bd, BT, C, OC, &g_err));
     K_OK(kern_linear_backward(g_ctx, 1, did, dwd, dbd, god, xd, wd, BT, C, OC, &g_err));
     K_OK(kern_sync(g_ctx, &g_err));
-    float *got = host_from_dev(od, (size_t)BT * OC, KERN_F32);
-    check_close("linear out", got, out, (size_t)BT * OC, 1e-5);
-    free(got);
-    got = host_from_dev(did, (size_t)BT * C, KERN_F32);
-    check_close("linear dinp", got, di, (size_t)BT * C, 1e-5);
-    free(got);
-    got = host_from_dev(dwd, (size_t)OC * C, KERN_F32);
-    check_close("linear dw", got, dw, (size_t)OC * C, 1e-5);
-    free(got);
-    got = host_from_dev(dbd, OC, KERN_F32);
-    check_close("linear dbias", got, db, OC, 1e-5);
-    free(got);
+    check_dev("linear out", od, out, (size_t)BT * OC, 1e-5);
+    check_dev("linear dinp", did, di, (size_t)BT * C, 1e-5);
+    check_dev("linear dw", dwd, dw, (size_t)OC * C, 1e-5);
+    check_dev("linear dbias", dbd, db, OC, 1e-5);
     /* accumulate = 0: beta 0, so the NaNs already in dinp must not reach the result */
     for (int i = 0; i < BT * C; i++) di[i] -= di0[i];
     poison(did, (size_t)BT * C * 4);
     K_OK(kern_linear_backward(g_ctx, 0, did, dwd, dbd, god, xd, wd, BT, C, OC, &g_err));
-    got = host_from_dev(did, (size_t)BT * C, KERN_F32);
-    check_close("linear dinp (written)", got, di, (size_t)BT * C, 1e-5);
-    free(got);
+    check_dev("linear dinp (written)", did, di, (size_t)BT * C, 1e-5);
     float *bufs[] = {xd, wd, bd, god, od, did, dwd, dbd};
     for (size_t k = 0; k < sizeof bufs / sizeof bufs[0]; k++)
         kern_free(g_ctx, bufs[k]);
