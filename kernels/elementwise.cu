@@ -1,11 +1,11 @@
 /*
  * kernels/elementwise.cu — the small fused layers around the mixers, each the mirror of its
- * nssm_ CPU function: RMSNorm forward/backward (one warp per row), SiLU, softplus, the
- * residual add, an AdamW update, a sum of squares for gradient clipping, and the helpers
+ * nssm_ CPU function: RMSNorm forward/backward (one warp per row), SiLU, the GLU gate, the
+ * residual add, negexp, an AdamW update, a sum of squares for gradient clipping, and the helpers
  * the rest of the library needs (fill, bf16 conversion, bias broadcast and column sums for
  * Linear). All float32, all memory-bound: one pass over each array, grid-stride loops.
- * Backward functions accumulate (+=) into their gradients, as neural_ssm/ does; SiLU's,
- * softplus's and Conv1d's take `accumulate` and with 0 write dinp instead (no zero-fill
+ * Backward functions accumulate (+=) into their gradients, as neural_ssm/ does; SiLU's
+ * and Conv1d's take `accumulate` and with 0 write dinp instead (no zero-fill
  * and read-back of a fresh gradient buffer).
  */
 #include <cuda_bf16.h>
@@ -139,25 +139,6 @@ __global__ void glu_backward_kernel(float *da, float *db, const float *dout, con
         const float s = sigmoid_(b[i]), g = dout[i];
         da[i] += g * s;
         db[i] += g * a[i] * s * (1.0f - s);
-    }
-}
-
-__global__ void softplus_forward_kernel(float *out, const float *inp, size_t n)
-{
-    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x) {
-        const float x = inp[i];
-        out[i] = x > 20.0f ? x : log1pf(expf(x));
-    }
-}
-
-/* d/dx log(1 + e^x) = sigmoid(x); above the threshold the forward is x, slope 1. */
-__global__ void softplus_backward_kernel(float *dinp, const float *dout, const float *inp,
-                                         size_t n, int accumulate)
-{
-    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x) {
-        const float x = inp[i];
-        const float v = x > 20.0f ? dout[i] : dout[i] * sigmoid_(x);
-        dinp[i] = accumulate ? dinp[i] + v : v;
     }
 }
 
@@ -643,14 +624,6 @@ extern "C" int kern_silu_backward(kern_ctx *ctx, int accumulate, float *dinp, co
     GRID_STRIDE(silu_backward_kernel, n, dinp, dout, inp, n, accumulate);
 }
 
-extern "C" int kern_softplus_forward(kern_ctx *ctx, float *out, const float *inp, size_t n,
-                                     kern_error *err)
-{
-    if (int rc = need(err, "kern_softplus_forward", ctx && out && inp))
-        return rc;
-    GRID_STRIDE(softplus_forward_kernel, n, out, inp, n);
-}
-
 extern "C" int kern_negexp_forward(kern_ctx *ctx, float *out, const float *inp, size_t n,
                                    kern_error *err)
 {
@@ -665,15 +638,6 @@ extern "C" int kern_negexp_backward(kern_ctx *ctx, float *dinp, const float *dou
     if (int rc = need(err, "kern_negexp_backward", ctx && dinp && dout && out))
         return rc;
     GRID_STRIDE(negexp_backward_kernel, n, dinp, dout, out, n);
-}
-
-extern "C" int kern_softplus_backward(kern_ctx *ctx, int accumulate, float *dinp,
-                                      const float *dout, const float *inp, size_t n,
-                                      kern_error *err)
-{
-    if (int rc = need(err, "kern_softplus_backward", ctx && dinp && dout && inp))
-        return rc;
-    GRID_STRIDE(softplus_backward_kernel, n, dinp, dout, inp, n, accumulate);
 }
 
 extern "C" int kern_residual_forward(kern_ctx *ctx, float *out, const float *a, const float *b,

@@ -2,9 +2,10 @@
  * kernels/kernels.h — the CUDA kernels of ssmd behind a small plain-C interface.
  *
  * This is the GPU mirror of neural_ssm/'s CPU reference: the Mamba selective scan
- * (forward and backward), the S4D convolution kernel (Vandermonde generation and its
- * causal application, forward and backward), fused elementwise layers (RMSNorm, SiLU,
- * softplus, residual add, an AdamW update) and matrix products through cuBLAS. It is not a
+ * (forward and backward, dt's bias and softplus fused in), the S4D convolution kernel
+ * (Vandermonde generation and its causal application, forward and backward), fused
+ * elementwise layers (RMSNorm, SiLU, residual add, an AdamW update) and matrix products
+ * through cuBLAS. It is not a
  * tensor library: every function takes raw DEVICE pointers and explicit sizes, the shapes
  * are those of neural_ssm/neural_ssm.h, and the semantics match the CPU functions there
  * (llm.c style: backward functions ACCUMULATE into gradients unless a function says
@@ -97,22 +98,39 @@ int kern_bf16_to_f32(kern_ctx *ctx, float *dst, const uint16_t *src, size_t n,
  * hchk is NULL the backward first reruns the forward recurrence itself (more traffic).
  *
  * The backward OVERWRITES every gradient when accumulate == 0 and adds into every
- * gradient when accumulate != 0 (the nssm_ convention). dz is ignored when z == NULL. */
+ * gradient when accumulate != 0 (the nssm_ convention). dz is ignored when z == NULL.
+ *
+ * act (optional, as nssm_delta_act): delta is then the pre-activation and the scan runs on
+ * softplus(delta + bias[d]) (delta + bias[d] when softplus == 0; bias may be NULL), the
+ * way Mamba's kernel takes delta_bias and delta_softplus: the activated delta never
+ * exists in device memory. For bf16 the activated value is rounded to bf16, in the
+ * forward and in the backward's recomputation alike (what a separate softplus writing
+ * bf16 would give). The backward's ddelta is the gradient of the pre-activation, and
+ * dbias (D, float32; may be NULL) gets its sum over b and t, under `accumulate` like the
+ * other gradients. */
 #define KERN_SCAN_CHUNK 64
 #define KERN_SCAN_MAX_STATE 128
+
+typedef struct kern_delta_act {
+    const float *bias; /* (D) or NULL */
+    float *dbias;      /* (D) or NULL; the backward's output */
+    int softplus;
+} kern_delta_act;
 
 size_t kern_scan_hchk_floats(int B, int L, int D, int N);
 
 int kern_selective_scan_forward(kern_ctx *ctx, kern_dtype dt, void *y, float *hchk,
-                                const void *u, const void *delta, const float *A,
-                                const void *Bm, const void *Cm, const float *Dskip,
-                                const void *z, int B, int L, int D, int N, kern_error *err);
+                                const void *u, const void *delta, const kern_delta_act *act,
+                                const float *A, const void *Bm, const void *Cm,
+                                const float *Dskip, const void *z, int B, int L, int D, int N,
+                                kern_error *err);
 int kern_selective_scan_backward(kern_ctx *ctx, kern_dtype dt, int accumulate, void *du,
                                  void *ddelta, float *dA, float *dBm, float *dCm,
                                  float *dDskip, void *dz, const void *dy, const void *u,
-                                 const void *delta, const float *A, const void *Bm,
-                                 const void *Cm, const float *Dskip, const void *z, int B,
-                                 int L, int D, int N, const float *hchk, kern_error *err);
+                                 const void *delta, const kern_delta_act *act, const float *A,
+                                 const void *Bm, const void *Cm, const float *Dskip,
+                                 const void *z, int B, int L, int D, int N, const float *hchk,
+                                 kern_error *err);
 
 /* ---- S4D ------------------------------------------------------------------------------
  * As nssm_s4d_kernel_forward/backward and nssm_s4d_conv_forward/backward:
@@ -139,8 +157,8 @@ int kern_s4d_conv_backward(kern_ctx *ctx, float *du, float *dK, float *dDskip,
  * Where a backward takes `accumulate`, it applies to dinp alone: 0 writes dinp, so a
  * caller need not clear a fresh gradient buffer that the kernel would then read back.
  * RMSNorm over the last axis: out = inp / sqrt(mean(inp^2) + eps) * w; inp, out (BT, C),
- * w (C), rstd (BT) saved for the backward. SiLU x sigmoid(x); softplus log(1 + e^x)
- * (x itself above 20, as PyTorch); residual out = a + b. */
+ * w (C), rstd (BT) saved for the backward. SiLU x sigmoid(x); residual out = a + b.
+ * (Mamba's softplus of dt rides on the selective scan: kern_delta_act.) */
 int kern_rmsnorm_forward(kern_ctx *ctx, float *out, float *rstd, const float *inp,
                          const float *w, int BT, int C, float eps, kern_error *err);
 int kern_rmsnorm_backward(kern_ctx *ctx, float *dinp, float *dw, const float *dout,
@@ -149,10 +167,6 @@ int kern_rmsnorm_backward(kern_ctx *ctx, float *dinp, float *dw, const float *do
 int kern_silu_forward(kern_ctx *ctx, float *out, const float *inp, size_t n, kern_error *err);
 int kern_silu_backward(kern_ctx *ctx, int accumulate, float *dinp, const float *dout,
                        const float *inp, size_t n, kern_error *err);
-int kern_softplus_forward(kern_ctx *ctx, float *out, const float *inp, size_t n,
-                          kern_error *err);
-int kern_softplus_backward(kern_ctx *ctx, int accumulate, float *dinp, const float *dout,
-                           const float *inp, size_t n, kern_error *err);
 /* out = -exp(inp) (Mamba's A from A_log); backward dinp += dout * out */
 int kern_negexp_forward(kern_ctx *ctx, float *out, const float *inp, size_t n, kern_error *err);
 int kern_negexp_backward(kern_ctx *ctx, float *dinp, const float *dout, const float *out,

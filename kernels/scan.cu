@@ -60,6 +60,25 @@ __device__ __forceinline__ float rdf(const uint16_t *p) { return cvt(*p); }
 
 __device__ __forceinline__ float sigmoidf_(float x) { return __fdividef(1.0f, 1.0f + __expf(-x)); }
 
+/* kern_delta_act as the kernels take it (by value). The activated delta is rounded to the
+ * element type so that the forward and the backward's recomputation use one value. */
+struct dact {
+    const float *bias; /* (D) or NULL */
+    float *dbias;      /* (D) or NULL, backward only */
+    int softplus;
+};
+__device__ __forceinline__ float softplus_(float x) { return x > 20.0f ? x : log1pf(expf(x)); }
+template <typename T>
+__device__ __forceinline__ float act_delta(float raw, float bias, int softplus)
+{
+    float x = raw + bias;
+    if (softplus)
+        x = softplus_(x);
+    if constexpr (std::is_same<T, uint16_t>::value)
+        return cvt(__bfloat16_as_ushort(__float2bfloat16_rn(x)));
+    return x;
+}
+
 /* ---- asynchronous copies into shared memory ------------------------------------------ */
 
 __device__ __forceinline__ void cp4(void *smem, const void *gmem, bool ok)
@@ -193,7 +212,7 @@ template <typename T, int S, bool STATES_ONLY, bool VEC, int NT, int TILE = FWD_
           bool FMA_CHAIN = false, bool SPLIT = false>
 __global__ void __launch_bounds__(TILE == FWD_TILE ? 512 : 256, TILE == FWD_TILE ? 0 : 2)
 scan_forward_kernel(T *__restrict__ y, float *__restrict__ hchk, const T *__restrict__ u,
-                    const T *__restrict__ delta, const float *__restrict__ A,
+                    const T *__restrict__ delta, dact act, const float *__restrict__ A,
                     const T *__restrict__ Bm, const T *__restrict__ Cm,
                     const float *__restrict__ Dskip, const T *__restrict__ z, int L, int D,
                     int N_)
@@ -233,6 +252,9 @@ scan_forward_kernel(T *__restrict__ y, float *__restrict__ hchk, const T *__rest
         h[s] = 0.0f;
     }
     const float Dd = Dskip ? Dskip[dc] : 0.0f;
+    /* delta activation: one uniform branch per group of steps when off */
+    const bool acton = act.bias || act.softplus;
+    const float db = act.bias ? act.bias[dc] : 0.0f;
 
     /* VEC: this thread's 16-byte copies of a tile, worked out once: row job m copies
      * chunk e = tid + m*blockDim of every row array (row e / CPR, column (e % CPR) * EPC),
@@ -327,12 +349,17 @@ scan_forward_kernel(T *__restrict__ y, float *__restrict__ hchk, const T *__rest
             for (int i0 = 0; i0 < TILE; i0 += G) {
                 float E[G][S], dts[G];
 #pragma unroll
-                for (int i = 0; i < G; i++) {
+                for (int i = 0; i < G; i++)
                     dts[i] = rdf(sdt + (i0 + i) * 32 + lane);
+                if (acton)
+#pragma unroll
+                    for (int i = 0; i < G; i++)
+                        dts[i] = act_delta<T>(dts[i], db, act.softplus);
+#pragma unroll
+                for (int i = 0; i < G; i++)
 #pragma unroll
                     for (int s = 0; s < S; s++)
                         E[i][s] = ex2(dts[i] * a2[s]);
-                }
 #pragma unroll
                 for (int i = 0; i < G; i++) {
                     const int ii = i0 + i;
@@ -367,12 +394,17 @@ scan_forward_kernel(T *__restrict__ y, float *__restrict__ hchk, const T *__rest
         for (int i0 = 0; i0 < TILE; i0 += G) {
             float E[G][S], dts[G];
 #pragma unroll
-            for (int i = 0; i < G; i++) {
+            for (int i = 0; i < G; i++)
                 dts[i] = rdf(sdt + (i0 + i) * 32 + lane);
+            if (acton)
+#pragma unroll
+                for (int i = 0; i < G; i++)
+                    dts[i] = act_delta<T>(dts[i], db, act.softplus);
+#pragma unroll
+            for (int i = 0; i < G; i++)
 #pragma unroll
                 for (int s = 0; s < S; s++)
                     E[i][s] = ex2(dts[i] * a2[s]);
-            }
 #pragma unroll
             for (int i = 0; i < G; i++) {
                 const int ii = i0 + i;
@@ -445,7 +477,7 @@ template <typename T>
 __host__ __device__ constexpr size_t bwd_smem_bytes(int N, int K)
 {
     return align16(BWD_STAGES * bwd_slot_elems(N) * sizeof(T)) +
-           sizeof(float) * ((size_t)NSUB * N * 32 + 2 * (size_t)K * SUB * 32 + SUB * 32 +
+           sizeof(float) * ((size_t)NSUB * N * 32 + 2 * (size_t)K * SUB * 32 + 2 * SUB * 32 +
                             (size_t)SUB * N * RSTRIDE);
 }
 
@@ -482,6 +514,21 @@ __device__ __forceinline__ void reduce_red_add(float *dst, const float *red, int
     }
 }
 
+/* The delta activation of one backward sub-tile, in its slot: the raw values become the
+ * activated delta in place (element type T, rounded as the forward rounds them), and the
+ * pre-activation's softplus slope sigmoid(delta + bias) (1 without softplus) goes to ssig
+ * for phase 4's ddelta. Element e is channel e % 32 == lane, whose bias is db. The
+ * caller's barrier after it publishes both. */
+template <typename T>
+__device__ __forceinline__ void act_subtile(T *sdt, float *ssig, float db, int softplus)
+{
+    for (int e = threadIdx.x; e < SUB * 32; e += blockDim.x) {
+        const float raw = rdf(sdt + e), x = raw + db;
+        ssig[e] = !softplus ? 1.0f : x > 20.0f ? 1.0f : 1.0f / (1.0f + expf(-x));
+        stf(sdt + e, act_delta<T>(raw, db, softplus));
+    }
+}
+
 /* Wider state slices hold 2*SUB*S floats of history in registers: fewer threads a block
  * for them, so the compiler may use up to 255 registers. */
 __host__ __device__ constexpr int bwd_max_warps(int S) { return S >= 4 ? 8 : 16; }
@@ -493,7 +540,7 @@ __global__ void __launch_bounds__(32 * bwd_max_warps(S))
 scan_backward_kernel(T *__restrict__ du, T *__restrict__ ddelta, float *__restrict__ dA,
                      float *__restrict__ dBm, float *__restrict__ dCm,
                      float *__restrict__ dDskip, T *__restrict__ dz, const T *__restrict__ dy,
-                     const T *__restrict__ u, const T *__restrict__ delta,
+                     const T *__restrict__ u, const T *__restrict__ delta, dact act,
                      const float *__restrict__ A, const T *__restrict__ Bm,
                      const T *__restrict__ Cm, const float *__restrict__ Dskip,
                      const T *__restrict__ z, const float *__restrict__ hchk, int L, int D,
@@ -508,7 +555,8 @@ scan_backward_kernel(T *__restrict__ du, T *__restrict__ ddelta, float *__restri
     float *p1 = ckpt + NSUB * N * 32;
     float *p2 = p1 + K * SUB * 32;
     float *sdyss = p2 + K * SUB * 32;
-    float *red = sdyss + SUB * 32;
+    float *ssig = sdyss + SUB * 32;
+    float *red = ssig + SUB * 32;
 
     const int b = blockIdx.y;
     const int d0 = blockIdx.x * 32, d = d0 + lane;
@@ -530,6 +578,9 @@ scan_backward_kernel(T *__restrict__ du, T *__restrict__ ddelta, float *__restri
     }
     const float Dd = Dskip ? Dskip[dc] : 0.0f;
     float dDacc = 0.0f;
+    const bool acton = act.bias || act.softplus;
+    const float db = act.bias ? act.bias[dc] : 0.0f;
+    float dbacc = 0.0f; /* this thread's part of dbias[d] */
 
     auto nsub_of = [&](int c) { return (min(CHUNK, L - c * CHUNK) + SUB - 1) / SUB; };
     int pc = NC - 1, pi = 0, pseq = 0; /* the next sub-tile to fetch */
@@ -586,6 +637,10 @@ scan_backward_kernel(T *__restrict__ du, T *__restrict__ ddelta, float *__restri
             __syncthreads();
             issue();
             const T *sl = slots + (seq % BWD_STAGES) * se;
+            if (acton) { /* uniform: one more barrier a sub-tile, only with the activation */
+                act_subtile<T>(slots + (seq % BWD_STAGES) * se + SUB * 32, ssig, db, act.softplus);
+                __syncthreads();
+            }
             const T *su = sl, *sdt = sl + SUB * 32, *sz = sl + 2 * SUB * 32, *sdy = sl + 3 * SUB * 32;
             const T *sB = sl + 4 * SUB * 32, *sC = sB + SUB * N;
 
@@ -690,6 +745,10 @@ scan_backward_kernel(T *__restrict__ du, T *__restrict__ ddelta, float *__restri
                     }
                     const size_t o = bLD + (size_t)t * D + d;
                     put(du + o, duv, accumulate);
+                    if (acton) { /* the gradient of the pre-activation */
+                        ddv *= ssig[e];
+                        dbacc += ddv;
+                    }
                     put(ddelta + o, ddv, accumulate);
                 }
             }
@@ -716,6 +775,8 @@ scan_backward_kernel(T *__restrict__ du, T *__restrict__ ddelta, float *__restri
             atomicAdd(&dA[(size_t)d * N + n0 + s], dAacc[s]);
         if (dDskip)
             atomicAdd(&dDskip[d], dDacc);
+        if (act.dbias)
+            atomicAdd(&act.dbias[d], dbacc);
     }
 }
 
@@ -738,7 +799,7 @@ template <typename T>
 __host__ __device__ constexpr size_t bwd_lean_smem_bytes(int N, int K)
 {
     return align16(BWD_STAGES * bwd_slot_elems(N) * sizeof(T)) +
-           sizeof(float) * ((size_t)NSUB * N * 32 + 2 * (size_t)K * SUB * 32 + SUB * 32 +
+           sizeof(float) * ((size_t)NSUB * N * 32 + 2 * (size_t)K * SUB * 32 + 2 * SUB * 32 +
                             2 * (size_t)SUB * N * 32);
 }
 
@@ -784,7 +845,7 @@ scan_backward_kernel_lean(T *__restrict__ du, T *__restrict__ ddelta, float *__r
                           float *__restrict__ dBm, float *__restrict__ dCm,
                           float *__restrict__ dDskip, T *__restrict__ dz,
                           const T *__restrict__ dy, const T *__restrict__ u,
-                          const T *__restrict__ delta, const float *__restrict__ A,
+                          const T *__restrict__ delta, dact act, const float *__restrict__ A,
                           const T *__restrict__ Bm, const T *__restrict__ Cm,
                           const float *__restrict__ Dskip, const T *__restrict__ z,
                           const float *__restrict__ hchk, int L, int D, int N_, int accumulate)
@@ -798,7 +859,8 @@ scan_backward_kernel_lean(T *__restrict__ du, T *__restrict__ ddelta, float *__r
     float *p1 = ckpt + NSUB * N * 32;
     float *p2 = p1 + K * SUB * 32;
     float *sdyss = p2 + K * SUB * 32;
-    float *redB = sdyss + SUB * 32;
+    float *ssig = sdyss + SUB * 32;
+    float *redB = ssig + SUB * 32;
     float *redC = redB + SUB * N * 32;
 
     const int b = blockIdx.y;
@@ -821,6 +883,9 @@ scan_backward_kernel_lean(T *__restrict__ du, T *__restrict__ ddelta, float *__r
     }
     const float Dd = Dskip ? Dskip[dc] : 0.0f;
     float dDacc = 0.0f;
+    const bool acton = act.bias || act.softplus;
+    const float db = act.bias ? act.bias[dc] : 0.0f;
+    float dbacc = 0.0f; /* this thread's part of dbias[d] */
 
     auto nsub_of = [&](int c) { return (min(CHUNK, L - c * CHUNK) + SUB - 1) / SUB; };
     int pc = NC - 1, pi = 0, pseq = 0; /* the next sub-tile to fetch */
@@ -880,6 +945,10 @@ scan_backward_kernel_lean(T *__restrict__ du, T *__restrict__ ddelta, float *__r
             __syncthreads();
             issue();
             const T *sl = slots + (seq % BWD_STAGES) * se;
+            if (acton) { /* uniform: one more barrier a sub-tile, only with the activation */
+                act_subtile<T>(slots + (seq % BWD_STAGES) * se + SUB * 32, ssig, db, act.softplus);
+                __syncthreads();
+            }
             const T *su = sl, *sdt = sl + SUB * 32, *sz = sl + 2 * SUB * 32, *sdy = sl + 3 * SUB * 32;
             const T *sB = sl + 4 * SUB * 32, *sC = sB + SUB * N;
 
@@ -985,6 +1054,10 @@ scan_backward_kernel_lean(T *__restrict__ du, T *__restrict__ ddelta, float *__r
                     }
                     const size_t o = bLD + (size_t)t * D + d;
                     put(du + o, duv, accumulate);
+                    if (acton) { /* the gradient of the pre-activation */
+                        ddv *= ssig[e];
+                        dbacc += ddv;
+                    }
                     put(ddelta + o, ddv, accumulate);
                 }
             }
@@ -999,6 +1072,8 @@ scan_backward_kernel_lean(T *__restrict__ du, T *__restrict__ ddelta, float *__r
             atomicAdd(&dA[(size_t)d * N + n0 + s], dAacc[s]);
         if (dDskip)
             atomicAdd(&dDskip[d], dDacc);
+        if (act.dbias)
+            atomicAdd(&act.dbias[d], dbacc);
     }
 }
 
@@ -1079,7 +1154,7 @@ bool vec_ok(int D, int N, const void *const *ptrs, int n)
 /* One forward launch: kernel is the instantiation for this T, S, mode and tile. */
 template <typename T, typename Kernel>
 int launch_forward_kernel(kern_ctx *ctx, Kernel kernel, const char *name, size_t smem, dim3 grid,
-                          dim3 block, T *y, float *hchk, const T *u, const T *delta,
+                          dim3 block, T *y, float *hchk, const T *u, const T *delta, dact act,
                           const float *A, const T *Bm, const T *Cm, const float *Dskip,
                           const T *z, int L, int D, int N, kern_error *err)
 {
@@ -1088,7 +1163,7 @@ int launch_forward_kernel(kern_ctx *ctx, Kernel kernel, const char *name, size_t
         return KERN_EINVAL;
     }
     KERN_CUDA(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem), err);
-    kernel<<<grid, block, smem, ctx->stream>>>(y, hchk, u, delta, A, Bm, Cm, Dskip, z, L, D, N);
+    kernel<<<grid, block, smem, ctx->stream>>>(y, hchk, u, delta, act, A, Bm, Cm, Dskip, z, L, D, N);
     KERN_LAUNCHED(name, err);
     return KERN_OK;
 }
@@ -1097,7 +1172,7 @@ int launch_forward_kernel(kern_ctx *ctx, Kernel kernel, const char *name, size_t
  * the compile-time N picked here. SPLIT launches grid.z = 2 halves. */
 template <typename T, int S, int TILE, bool FMA_CHAIN, bool SPLIT>
 int launch_forward_tiled(kern_ctx *ctx, bool vec, dim3 grid, dim3 block, T *y, float *hchk,
-                         const T *u, const T *delta, const float *A, const T *Bm, const T *Cm,
+                         const T *u, const T *delta, dact act, const float *A, const T *Bm, const T *Cm,
                          const float *Dskip, const T *z, int L, int D, int N, kern_error *err)
 {
     auto kernel = vec && N == 16 ? scan_forward_kernel<T, S, false, true, 16, TILE, FMA_CHAIN, SPLIT>
@@ -1108,28 +1183,28 @@ int launch_forward_tiled(kern_ctx *ctx, bool vec, dim3 grid, dim3 block, T *y, f
     return launch_forward_kernel<T>(ctx, kernel, SPLIT ? "scan_forward_kernel (split variant)"
                                                        : "scan_forward_kernel (variant)",
                                     fwd_smem_bytes<T>(N, (int)block.x / 32, TILE), grid, block,
-                                    y, hchk, u, delta, A, Bm, Cm, Dskip, z, L, D, N, err);
+                                    y, hchk, u, delta, act, A, Bm, Cm, Dskip, z, L, D, N, err);
 }
 
 /* The instantiations the flags can reach: tile32 and the FMA chain in any combination;
  * SPLIT (float32 only, to bound the number of kernels) always with the FMA chain. */
 template <typename T, int S>
 int launch_forward_variant(kern_ctx *ctx, bool tile32, bool chain, bool split, bool vec,
-                           dim3 grid, dim3 block, T *y, float *hchk, const T *u, const T *delta,
+                           dim3 grid, dim3 block, T *y, float *hchk, const T *u, const T *delta, dact act,
                            const float *A, const T *Bm, const T *Cm, const float *Dskip,
                            const T *z, int L, int D, int N, kern_error *err)
 {
     if constexpr (std::is_same<T, float>::value) {
         if (split && tile32)
-            return launch_forward_tiled<T, S, 32, true, true>(ctx, vec, grid, block, y, hchk, u, delta, A, Bm, Cm, Dskip, z, L, D, N, err);
+            return launch_forward_tiled<T, S, 32, true, true>(ctx, vec, grid, block, y, hchk, u, delta, act, A, Bm, Cm, Dskip, z, L, D, N, err);
         if (split)
-            return launch_forward_tiled<T, S, FWD_TILE, true, true>(ctx, vec, grid, block, y, hchk, u, delta, A, Bm, Cm, Dskip, z, L, D, N, err);
+            return launch_forward_tiled<T, S, FWD_TILE, true, true>(ctx, vec, grid, block, y, hchk, u, delta, act, A, Bm, Cm, Dskip, z, L, D, N, err);
     }
     if (tile32 && chain)
-        return launch_forward_tiled<T, S, 32, true, false>(ctx, vec, grid, block, y, hchk, u, delta, A, Bm, Cm, Dskip, z, L, D, N, err);
+        return launch_forward_tiled<T, S, 32, true, false>(ctx, vec, grid, block, y, hchk, u, delta, act, A, Bm, Cm, Dskip, z, L, D, N, err);
     if (tile32)
-        return launch_forward_tiled<T, S, 32, false, false>(ctx, vec, grid, block, y, hchk, u, delta, A, Bm, Cm, Dskip, z, L, D, N, err);
-    return launch_forward_tiled<T, S, FWD_TILE, true, false>(ctx, vec, grid, block, y, hchk, u, delta, A, Bm, Cm, Dskip, z, L, D, N, err);
+        return launch_forward_tiled<T, S, 32, false, false>(ctx, vec, grid, block, y, hchk, u, delta, act, A, Bm, Cm, Dskip, z, L, D, N, err);
+    return launch_forward_tiled<T, S, FWD_TILE, true, false>(ctx, vec, grid, block, y, hchk, u, delta, act, A, Bm, Cm, Dskip, z, L, D, N, err);
 }
 
 /* The variant flags for one call: KERN_SCAN_AUTO resolves by shape. Measured on an H100
@@ -1149,7 +1224,7 @@ static int scan_flags(const kern_ctx *ctx, int B, int D)
 }
 
 template <typename T, int S>
-int launch_forward(kern_ctx *ctx, T *y, float *hchk, const T *u, const T *delta,
+int launch_forward(kern_ctx *ctx, T *y, float *hchk, const T *u, const T *delta, dact act,
                    const float *A, const T *Bm, const T *Cm, const float *Dskip, const T *z,
                    int B, int L, int D, int N, bool states_only, kern_error *err)
 {
@@ -1163,7 +1238,7 @@ int launch_forward(kern_ctx *ctx, T *y, float *hchk, const T *u, const T *delta,
                                      : scan_forward_kernel<T, S, true, false, 0>;
         return launch_forward_kernel<T>(ctx, kernel, "scan_forward_kernel (states only)",
                                         fwd_smem_bytes<T>(N, K, FWD_TILE), grid, block, y, hchk,
-                                        u, delta, A, Bm, Cm, Dskip, z, L, D, N, err);
+                                        u, delta, act, A, Bm, Cm, Dskip, z, L, D, N, err);
     }
     /* the variants: tile32 needs 64 to 256 threads with VEC, 256 at most without (see the
      * kernel); elsewhere its flag falls back to 16-step tiles */
@@ -1173,32 +1248,32 @@ int launch_forward(kern_ctx *ctx, T *y, float *hchk, const T *u, const T *delta,
     const bool split = (flags & KERN_SCAN_FWD_SPLIT2) && std::is_same<T, float>::value;
     if (tile32 || chain || split)
         return launch_forward_variant<T, S>(ctx, tile32, chain, split, vec, grid, block, y,
-                                            hchk, u, delta, A, Bm, Cm, Dskip, z, L, D, N, err);
+                                            hchk, u, delta, act, A, Bm, Cm, Dskip, z, L, D, N, err);
     auto kernel = vec && N == 16 ? scan_forward_kernel<T, S, false, true, 16>
                 : vec            ? scan_forward_kernel<T, S, false, true, 0>
                                  : scan_forward_kernel<T, S, false, false, 0>;
     return launch_forward_kernel<T>(ctx, kernel, "scan_forward_kernel",
                                     fwd_smem_bytes<T>(N, K, FWD_TILE), grid, block, y, hchk, u,
-                                    delta, A, Bm, Cm, Dskip, z, L, D, N, err);
+                                    delta, act, A, Bm, Cm, Dskip, z, L, D, N, err);
 }
 
 template <typename T>
-int forward_dispatch(kern_ctx *ctx, int S, T *y, float *hchk, const T *u, const T *delta,
+int forward_dispatch(kern_ctx *ctx, int S, T *y, float *hchk, const T *u, const T *delta, dact act,
                      const float *A, const T *Bm, const T *Cm, const float *Dskip, const T *z,
                      int B, int L, int D, int N, bool states_only, kern_error *err)
 {
     switch (S) {
-    case 1: return launch_forward<T, 1>(ctx, y, hchk, u, delta, A, Bm, Cm, Dskip, z, B, L, D, N, states_only, err);
-    case 2: return launch_forward<T, 2>(ctx, y, hchk, u, delta, A, Bm, Cm, Dskip, z, B, L, D, N, states_only, err);
-    case 4: return launch_forward<T, 4>(ctx, y, hchk, u, delta, A, Bm, Cm, Dskip, z, B, L, D, N, states_only, err);
-    case 8: return launch_forward<T, 8>(ctx, y, hchk, u, delta, A, Bm, Cm, Dskip, z, B, L, D, N, states_only, err);
-    default: return launch_forward<T, 16>(ctx, y, hchk, u, delta, A, Bm, Cm, Dskip, z, B, L, D, N, states_only, err);
+    case 1: return launch_forward<T, 1>(ctx, y, hchk, u, delta, act, A, Bm, Cm, Dskip, z, B, L, D, N, states_only, err);
+    case 2: return launch_forward<T, 2>(ctx, y, hchk, u, delta, act, A, Bm, Cm, Dskip, z, B, L, D, N, states_only, err);
+    case 4: return launch_forward<T, 4>(ctx, y, hchk, u, delta, act, A, Bm, Cm, Dskip, z, B, L, D, N, states_only, err);
+    case 8: return launch_forward<T, 8>(ctx, y, hchk, u, delta, act, A, Bm, Cm, Dskip, z, B, L, D, N, states_only, err);
+    default: return launch_forward<T, 16>(ctx, y, hchk, u, delta, act, A, Bm, Cm, Dskip, z, B, L, D, N, states_only, err);
     }
 }
 
 template <typename T, int S, bool HAS_Z>
 int launch_backward(kern_ctx *ctx, int accumulate, T *du, T *ddelta, float *dA, float *dBm,
-                    float *dCm, float *dDskip, T *dz, const T *dy, const T *u, const T *delta,
+                    float *dCm, float *dDskip, T *dz, const T *dy, const T *u, const T *delta, dact act,
                     const float *A, const T *Bm, const T *Cm, const float *Dskip, const T *z,
                     const float *hchk, int B, int L, int D, int N, kern_error *err)
 {
@@ -1224,7 +1299,7 @@ int launch_backward(kern_ctx *ctx, int accumulate, T *du, T *ddelta, float *dA, 
                                  : scan_backward_kernel<T, S, HAS_Z, false, 0>;
     KERN_CUDA(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem), err);
     kernel<<<grid, block, smem, ctx->stream>>>(du, ddelta, dA, dBm, dCm, dDskip, dz, dy, u, delta,
-                                               A, Bm, Cm, Dskip, z, hchk, L, D, N, accumulate);
+                                               act, A, Bm, Cm, Dskip, z, hchk, L, D, N, accumulate);
     KERN_LAUNCHED(lean ? "scan_backward_kernel_lean" : "scan_backward_kernel", err);
     return KERN_OK;
 }
@@ -1232,15 +1307,15 @@ int launch_backward(kern_ctx *ctx, int accumulate, T *du, T *ddelta, float *dA, 
 template <typename T, bool HAS_Z>
 int backward_dispatch(kern_ctx *ctx, int S, int accumulate, T *du, T *ddelta, float *dA,
                       float *dBm, float *dCm, float *dDskip, T *dz, const T *dy, const T *u,
-                      const T *delta, const float *A, const T *Bm, const T *Cm,
+                      const T *delta, dact act, const float *A, const T *Bm, const T *Cm,
                       const float *Dskip, const T *z, const float *hchk, int B, int L, int D,
                       int N, kern_error *err)
 {
     switch (S) {
-    case 1: return launch_backward<T, 1, HAS_Z>(ctx, accumulate, du, ddelta, dA, dBm, dCm, dDskip, dz, dy, u, delta, A, Bm, Cm, Dskip, z, hchk, B, L, D, N, err);
-    case 2: return launch_backward<T, 2, HAS_Z>(ctx, accumulate, du, ddelta, dA, dBm, dCm, dDskip, dz, dy, u, delta, A, Bm, Cm, Dskip, z, hchk, B, L, D, N, err);
-    case 4: return launch_backward<T, 4, HAS_Z>(ctx, accumulate, du, ddelta, dA, dBm, dCm, dDskip, dz, dy, u, delta, A, Bm, Cm, Dskip, z, hchk, B, L, D, N, err);
-    default: return launch_backward<T, 8, HAS_Z>(ctx, accumulate, du, ddelta, dA, dBm, dCm, dDskip, dz, dy, u, delta, A, Bm, Cm, Dskip, z, hchk, B, L, D, N, err);
+    case 1: return launch_backward<T, 1, HAS_Z>(ctx, accumulate, du, ddelta, dA, dBm, dCm, dDskip, dz, dy, u, delta, act, A, Bm, Cm, Dskip, z, hchk, B, L, D, N, err);
+    case 2: return launch_backward<T, 2, HAS_Z>(ctx, accumulate, du, ddelta, dA, dBm, dCm, dDskip, dz, dy, u, delta, act, A, Bm, Cm, Dskip, z, hchk, B, L, D, N, err);
+    case 4: return launch_backward<T, 4, HAS_Z>(ctx, accumulate, du, ddelta, dA, dBm, dCm, dDskip, dz, dy, u, delta, act, A, Bm, Cm, Dskip, z, hchk, B, L, D, N, err);
+    default: return launch_backward<T, 8, HAS_Z>(ctx, accumulate, du, ddelta, dA, dBm, dCm, dDskip, dz, dy, u, delta, act, A, Bm, Cm, Dskip, z, hchk, B, L, D, N, err);
     }
 }
 
@@ -1269,28 +1344,42 @@ extern "C" size_t kern_scan_hchk_floats(int B, int L, int D, int N)
     return (size_t)B * ((L + CHUNK - 1) / CHUNK) * N * D;
 }
 
+/* kern_delta_act -> what the kernels take (all zero: no activation) */
+static dact to_dact(const kern_delta_act *a)
+{
+    dact r = {nullptr, nullptr, 0};
+    if (a) {
+        r.bias = a->bias;
+        r.dbias = a->dbias;
+        r.softplus = a->softplus != 0;
+    }
+    return r;
+}
+
 extern "C" int kern_selective_scan_forward(kern_ctx *ctx, kern_dtype dt, void *y, float *hchk,
-                                           const void *u, const void *delta, const float *A,
+                                           const void *u, const void *delta,
+                                           const kern_delta_act *delta_act, const float *A,
                                            const void *Bm, const void *Cm, const float *Dskip,
                                            const void *z, int B, int L, int D, int N,
                                            kern_error *err)
 {
+    const dact act = to_dact(delta_act);
     static const char fn[] = "kern_selective_scan_forward";
     int rc = check_args(ctx, dt, B, L, D, N, Bm, Cm, fn, err);
     if (rc)
         return rc;
     if (!y || !u || !delta || !A || !Bm || !Cm)
-        return kern_err_set(err, KERN_EINVAL, "%s: y, u, delta, A, Bm and Cm are required", fn);
+        return kern_err_set(err, KERN_EINVAL, "%s: y, u, delta, act, A, Bm and Cm are required", fn);
     const int S = choose_S(B, D, N, ctx->sm_count, ctx->scan_states, false);
     if (!S)
         return kern_err_set(err, KERN_EINVAL, "%s: state size %d is not supported", fn, N);
     if (dt == KERN_F32)
         return forward_dispatch<float>(ctx, S, (float *)y, hchk, (const float *)u,
-                                       (const float *)delta, A, (const float *)Bm,
+                                       (const float *)delta, act, A, (const float *)Bm,
                                        (const float *)Cm, Dskip, (const float *)z, B, L, D, N,
                                        false, err);
     return forward_dispatch<uint16_t>(ctx, S, (uint16_t *)y, hchk, (const uint16_t *)u,
-                                      (const uint16_t *)delta, A, (const uint16_t *)Bm,
+                                      (const uint16_t *)delta, act, A, (const uint16_t *)Bm,
                                       (const uint16_t *)Cm, Dskip, (const uint16_t *)z, B, L, D,
                                       N, false, err);
 }
@@ -1299,11 +1388,13 @@ extern "C" int kern_selective_scan_backward(kern_ctx *ctx, kern_dtype dt, int ac
                                             void *du, void *ddelta, float *dA, float *dBm,
                                             float *dCm, float *dDskip, void *dz,
                                             const void *dy, const void *u, const void *delta,
-                                            const float *A, const void *Bm, const void *Cm,
+                                            const kern_delta_act *delta_act, const float *A,
+                                            const void *Bm, const void *Cm,
                                             const float *Dskip, const void *z, int B, int L,
                                             int D, int N, const float *hchk, kern_error *err)
 {
     static const char fn[] = "kern_selective_scan_backward";
+    const dact act = to_dact(delta_act);
     int rc = check_args(ctx, dt, B, L, D, N, Bm, Cm, fn, err);
     if (rc)
         return rc;
@@ -1327,6 +1418,8 @@ extern "C" int kern_selective_scan_backward(kern_ctx *ctx, kern_dtype dt, int ac
         KERN_CUDA(cudaMemsetAsync(dCm, 0, (size_t)B * L * N * sizeof(float), ctx->stream), err);
         if (dDskip)
             KERN_CUDA(cudaMemsetAsync(dDskip, 0, (size_t)D * sizeof(float), ctx->stream), err);
+        if (act.dbias)
+            KERN_CUDA(cudaMemsetAsync(act.dbias, 0, (size_t)D * sizeof(float), ctx->stream), err);
     }
     (void)esz;
     if (!hchk) { /* no saved states: rerun the recurrence to get them */
@@ -1336,12 +1429,12 @@ extern "C" int kern_selective_scan_backward(kern_ctx *ctx, kern_dtype dt, int ac
         if (rc)
             return rc;
         if (dt == KERN_F32)
-            rc = forward_dispatch<float>(ctx, S, NULL, ws, (const float *)u, (const float *)delta,
+            rc = forward_dispatch<float>(ctx, S, NULL, ws, (const float *)u, (const float *)delta, act,
                                          A, (const float *)Bm, (const float *)Cm, Dskip, NULL, B,
                                          L, D, N, true, err);
         else
             rc = forward_dispatch<uint16_t>(ctx, S, NULL, ws, (const uint16_t *)u,
-                                            (const uint16_t *)delta, A, (const uint16_t *)Bm,
+                                            (const uint16_t *)delta, act, A, (const uint16_t *)Bm,
                                             (const uint16_t *)Cm, Dskip, NULL, B, L, D, N, true,
                                             err);
         if (rc)
@@ -1350,10 +1443,10 @@ extern "C" int kern_selective_scan_backward(kern_ctx *ctx, kern_dtype dt, int ac
     }
     if (dt == KERN_F32) {
         if (z)
-            return backward_dispatch<float, true>(ctx, S, accumulate, (float *)du, (float *)ddelta, dA, dBm, dCm, dDskip, (float *)dz, (const float *)dy, (const float *)u, (const float *)delta, A, (const float *)Bm, (const float *)Cm, Dskip, (const float *)z, hchk, B, L, D, N, err);
-        return backward_dispatch<float, false>(ctx, S, accumulate, (float *)du, (float *)ddelta, dA, dBm, dCm, dDskip, (float *)dz, (const float *)dy, (const float *)u, (const float *)delta, A, (const float *)Bm, (const float *)Cm, Dskip, (const float *)z, hchk, B, L, D, N, err);
+            return backward_dispatch<float, true>(ctx, S, accumulate, (float *)du, (float *)ddelta, dA, dBm, dCm, dDskip, (float *)dz, (const float *)dy, (const float *)u, (const float *)delta, act, A, (const float *)Bm, (const float *)Cm, Dskip, (const float *)z, hchk, B, L, D, N, err);
+        return backward_dispatch<float, false>(ctx, S, accumulate, (float *)du, (float *)ddelta, dA, dBm, dCm, dDskip, (float *)dz, (const float *)dy, (const float *)u, (const float *)delta, act, A, (const float *)Bm, (const float *)Cm, Dskip, (const float *)z, hchk, B, L, D, N, err);
     }
     if (z)
-        return backward_dispatch<uint16_t, true>(ctx, S, accumulate, (uint16_t *)du, (uint16_t *)ddelta, dA, dBm, dCm, dDskip, (uint16_t *)dz, (const uint16_t *)dy, (const uint16_t *)u, (const uint16_t *)delta, A, (const uint16_t *)Bm, (const uint16_t *)Cm, Dskip, (const uint16_t *)z, hchk, B, L, D, N, err);
-    return backward_dispatch<uint16_t, false>(ctx, S, accumulate, (uint16_t *)du, (uint16_t *)ddelta, dA, dBm, dCm, dDskip, (uint16_t *)dz, (const uint16_t *)dy, (const uint16_t *)u, (const uint16_t *)delta, A, (const uint16_t *)Bm, (const uint16_t *)Cm, Dskip, (const uint16_t *)z, hchk, B, L, D, N, err);
+        return backward_dispatch<uint16_t, true>(ctx, S, accumulate, (uint16_t *)du, (uint16_t *)ddelta, dA, dBm, dCm, dDskip, (uint16_t *)dz, (const uint16_t *)dy, (const uint16_t *)u, (const uint16_t *)delta, act, A, (const uint16_t *)Bm, (const uint16_t *)Cm, Dskip, (const uint16_t *)z, hchk, B, L, D, N, err);
+    return backward_dispatch<uint16_t, false>(ctx, S, accumulate, (uint16_t *)du, (uint16_t *)ddelta, dA, dBm, dCm, dDskip, (uint16_t *)dz, (const uint16_t *)dy, (const uint16_t *)u, (const uint16_t *)delta, act, A, (const uint16_t *)Bm, (const uint16_t *)Cm, Dskip, (const uint16_t *)z, hchk, B, L, D, N, err);
 }

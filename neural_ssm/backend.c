@@ -78,21 +78,14 @@ static void cpu_conv1d_silu_backward(real *dinp, real *dw, real *dbias, const re
     nssm_conv1d_backward(dinp, dw, dbias, scratch, inp, w, B, L, C, K);
 }
 
-static void cpu_softplus_backward(real *dinp, const real *dout, const real *inp, size_t n,
-                                  int accumulate)
-{
-    if (!accumulate)
-        memset(dinp, 0, sizeof(real) * n);
-    nssm_softplus_backward(dinp, dout, inp, n);
-}
-
 /* nssm_selective_scan_backward adds into its gradients; accumulate == 0 clears them first */
 static int cpu_selective_scan_backward(real *du, real *ddelta, real *dA, real *dBm, real *dCm,
                                        real *dDskip, real *dz, const real *dy, const real *u,
-                                       const real *delta, const real *A, const real *Bm,
-                                       const real *Cm, const real *Dskip, const real *z, int B,
-                                       int L, int D, int N, const real *ypre, const real *hchk,
-                                       int threads, int accumulate)
+                                       const real *delta, const nssm_delta_act *act,
+                                       const real *A, const real *Bm, const real *Cm,
+                                       const real *Dskip, const real *z, int B, int L, int D,
+                                       int N, const real *ypre, const real *hchk, int threads,
+                                       int accumulate)
 {
     if (!accumulate) {
         const size_t bld = sizeof(real) * B * L * D, bln = sizeof(real) * B * L * N;
@@ -105,9 +98,11 @@ static int cpu_selective_scan_backward(real *du, real *ddelta, real *dA, real *d
         memset(dA, 0, sizeof(real) * D * N);
         if (dDskip)
             memset(dDskip, 0, sizeof(real) * D);
+        if (act && act->dbias)
+            memset(act->dbias, 0, sizeof(real) * D);
     }
-    return nssm_selective_scan_backward(du, ddelta, dA, dBm, dCm, dDskip, dz, dy, u, delta, A,
-                                        Bm, Cm, Dskip, z, B, L, D, N, ypre, hchk, threads);
+    return nssm_selective_scan_backward(du, ddelta, dA, dBm, dCm, dDskip, dz, dy, u, delta, act,
+                                        A, Bm, Cm, Dskip, z, B, L, D, N, ypre, hchk, threads);
 }
 
 const nssm_backend nssm_backend_cpu = {
@@ -132,8 +127,6 @@ const nssm_backend nssm_backend_cpu = {
     .silu_backward = cpu_silu_backward,
     .glu_forward = nssm_glu_forward,
     .glu_backward = nssm_glu_backward,
-    .softplus_forward = nssm_softplus_forward,
-    .softplus_backward = cpu_softplus_backward,
     .negexp_forward = nssm_negexp_forward,
     .negexp_backward = nssm_negexp_backward,
     .selective_scan_forward = nssm_selective_scan_forward,

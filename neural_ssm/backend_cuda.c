@@ -253,19 +253,6 @@ static void cuda_silu_backward(real *dinp, const real *dout, const real *inp, si
     note(kern_silu_backward(ctx(), accumulate, dinp, dout, inp, n, &e));
 }
 
-static void cuda_softplus_forward(real *out, const real *inp, size_t n)
-{
-    kern_error e;
-    note(kern_softplus_forward(ctx(), out, inp, n, &e));
-}
-
-static void cuda_softplus_backward(real *dinp, const real *dout, const real *inp, size_t n,
-                                   int accumulate)
-{
-    kern_error e;
-    note(kern_softplus_backward(ctx(), accumulate, dinp, dout, inp, n, &e));
-}
-
 static void cuda_negexp_forward(real *out, const real *inp, size_t n)
 {
     kern_error e;
@@ -300,9 +287,21 @@ static real *copy_aligned(const real *src, size_t n, int copy_in)
     return p;
 }
 
-static void cuda_scan_forward(real *y, const real *u, const real *delta, const real *A,
-                              const real *Bm, const real *Cm, const real *Dskip, const real *z,
-                              int B, int L, int D, int N, real *ypre, real *hchk, int threads)
+/* nssm_delta_act -> kern_delta_act (real is float here) */
+static const kern_delta_act *kern_act(kern_delta_act *k, const nssm_delta_act *act)
+{
+    if (!act)
+        return NULL;
+    k->bias = act->bias;
+    k->dbias = act->dbias;
+    k->softplus = act->softplus;
+    return k;
+}
+
+static void cuda_scan_forward(real *y, const real *u, const real *delta,
+                              const nssm_delta_act *act, const real *A, const real *Bm,
+                              const real *Cm, const real *Dskip, const real *z, int B, int L,
+                              int D, int N, real *ypre, real *hchk, int threads)
 {
     (void)ypre;
     (void)threads;
@@ -313,8 +312,9 @@ static void cuda_scan_forward(real *y, const real *u, const real *delta, const r
     if (!Bc || !Cc) {
         note(KERN_ENOMEM);
     } else {
-        note(kern_selective_scan_forward(ctx(), KERN_F32, y, hchk, u, delta, A, Bc, Cc, Dskip, z,
-                                         B, L, D, N, &e));
+        kern_delta_act ka;
+        note(kern_selective_scan_forward(ctx(), KERN_F32, y, hchk, u, delta, kern_act(&ka, act), A,
+                                         Bc, Cc, Dskip, z, B, L, D, N, &e));
     }
     if (Bc && Bc != Bm)
         kern_free(ctx(), Bc); /* cudaFree waits for the kernel */
@@ -324,9 +324,10 @@ static void cuda_scan_forward(real *y, const real *u, const real *delta, const r
 
 static int cuda_scan_backward(real *du, real *ddelta, real *dA, real *dBm, real *dCm,
                               real *dDskip, real *dz, const real *dy, const real *u,
-                              const real *delta, const real *A, const real *Bm, const real *Cm,
-                              const real *Dskip, const real *z, int B, int L, int D, int N,
-                              const real *ypre, const real *hchk, int threads, int accumulate)
+                              const real *delta, const nssm_delta_act *act, const real *A,
+                              const real *Bm, const real *Cm, const real *Dskip, const real *z,
+                              int B, int L, int D, int N, const real *ypre, const real *hchk,
+                              int threads, int accumulate)
 {
     (void)ypre;
     (void)threads;
@@ -340,9 +341,10 @@ static int cuda_scan_backward(real *du, real *ddelta, real *dA, real *dBm, real 
     if (!Bc || !Cc || !dBc || !dCc) {
         rc = note(KERN_ENOMEM);
     } else {
+        kern_delta_act ka;
         rc = note(kern_selective_scan_backward(ctx(), KERN_F32, accumulate, du, ddelta, dA, dBc, dCc,
-                                               dDskip, dz, dy, u, delta, A, Bc, Cc, Dskip, z, B,
-                                               L, D, N, hchk, &e));
+                                               dDskip, dz, dy, u, delta, kern_act(&ka, act), A,
+                                               Bc, Cc, Dskip, z, B, L, D, N, hchk, &e));
         cudaStream_t st = (cudaStream_t)kern_ctx_stream(ctx());
         if (!rc && dBc != dBm && cudaMemcpyAsync(dBm, dBc, nbc * sizeof(real), cudaMemcpyDefault, st))
             rc = note(KERN_ECUDA);
@@ -416,8 +418,6 @@ const nssm_backend nssm_backend_cuda = {
     .silu_backward = cuda_silu_backward,
     .glu_forward = cuda_glu_forward,
     .glu_backward = cuda_glu_backward,
-    .softplus_forward = cuda_softplus_forward,
-    .softplus_backward = cuda_softplus_backward,
     .negexp_forward = cuda_negexp_forward,
     .negexp_backward = cuda_negexp_backward,
     .selective_scan_forward = cuda_scan_forward,

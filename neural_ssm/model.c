@@ -138,7 +138,7 @@ typedef struct layer_acts {
     /* Mamba */
     real *xin, *z, *xc, *xs;                /* (B, L, Di) */
     real *dtr, *Bm, *Cm;                    /* (B, L, R), (B, L, N) x 2 */
-    real *dtl, *delta, *ypre, *y;           /* (B, L, Di) */
+    real *dtl, *ypre, *y;                   /* (B, L, Di); dtl before dt_proj's bias */
     real *Aneg;                             /* (Di, N) = -exp(A_log) */
     real *hchk;                             /* (B, NC, Di, N) */
     /* S4D */
@@ -163,7 +163,7 @@ typedef struct acts {
     real *xdbc;
     /* backward scratch */
     real *dres, *dnormed;        /* (B, L, D) */
-    real *g1, *g2, *g3, *g4, *g5; /* (B, L, max(Di, D)) */
+    real *g1, *g2, *g3, *g4;     /* (B, L, max(Di, D)) */
     real *gB, *gC, *gR;          /* (B, L, N) x 2, (B, L, R) */
     real *gK;                    /* (max(Di,D), max(N,L)) */
     real *dhP, *dnormf, *draw;   /* (B, P, D) x 2, (B, P, H Q) */
@@ -218,13 +218,13 @@ static size_t acts_layout(const nssm_config *c, acts *a, int B, int P, int grad,
             la->xin = take(&cur, &tot, BL * Di, r);
             la->z = take(&cur, &tot, BL * Di, r);
             la->xc = take(&cur, &tot, BL * Di, r);
-            /* inference computes SiLU and softplus in place and keeps no pre-gate y */
+            /* inference computes SiLU in place and keeps no pre-gate y (the scan takes the
+             * softplus of dtl itself, in training too) */
             la->xs = grad ? take(&cur, &tot, BL * Di, r) : la->xc;
             la->dtr = take(&cur, &tot, BL * R, r);
             la->Bm = take(&cur, &tot, BL * N, r);
             la->Cm = take(&cur, &tot, BL * N, r);
             la->dtl = take(&cur, &tot, BL * Di, r);
-            la->delta = grad ? take(&cur, &tot, BL * Di, r) : la->dtl;
             la->ypre = grad ? take(&cur, &tot, BL * Di, r) : NULL;
             la->y = take(&cur, &tot, BL * Di, r);
             la->Aneg = take(&cur, &tot, (size_t)Di * N, r);
@@ -256,7 +256,6 @@ static size_t acts_layout(const nssm_config *c, acts *a, int B, int P, int grad,
         a->g2 = take(&cur, &tot, BL * W, r);
         a->g3 = take(&cur, &tot, BL * W, r);
         a->g4 = take(&cur, &tot, BL * W, r);
-        a->g5 = take(&cur, &tot, BL * W, r);
         a->gB = take(&cur, &tot, BL * N, r);
         a->gC = take(&cur, &tot, BL * N, r);
         a->gR = take(&cur, &tot, BL * R, r);
@@ -736,10 +735,12 @@ static int forward(const nssm_config *c, const nssm_backend *be, const net_param
             be->copy_rows(la->dtr, sizeof(real) * R, a->xdbc, wx, sizeof(real) * R, BL);
             be->copy_rows(la->Bm, sizeof(real) * N, a->xdbc + R, wx, sizeof(real) * N, BL);
             be->copy_rows(la->Cm, sizeof(real) * N, a->xdbc + R + N, wx, sizeof(real) * N, BL);
-            be->linear_forward(la->dtl, la->dtr, lp->dt_proj_w, lp->dt_proj_b, BL, R, Di);
-            be->softplus_forward(la->delta, la->dtl, (size_t)BL * Di);
+            /* dt_proj without its bias: the scan adds it and takes the softplus as it reads
+             * each step (delta = softplus(dtl + dt_proj.b) is never stored) */
+            be->linear_forward(la->dtl, la->dtr, lp->dt_proj_w, NULL, BL, R, Di);
             be->negexp_forward(la->Aneg, lp->A_log, (size_t)Di * N); /* A = -exp(A_log) */
-            be->selective_scan_forward(la->y, la->xs, la->delta, la->Aneg, la->Bm, la->Cm,
+            const nssm_delta_act act = {lp->dt_proj_b, NULL, 1};
+            be->selective_scan_forward(la->y, la->xs, la->dtl, &act, la->Aneg, la->Bm, la->Cm,
                                        lp->Dskip, la->z, B, L, Di, N, la->ypre,
                                        grad ? la->hchk : NULL, threads);
             be->linear_forward(a->mix, la->y, lp->out_proj_w, NULL, BL, Di, D);
@@ -811,7 +812,7 @@ static int backward(nssm_model *m, acts *a, int B)
     const int L = c->context, D = c->d_model, F = nssm_config_features(c), N = c->d_state;
     const int Di = c->expand * D, R = dt_rank_of(c), H = c->horizon, Q = c->nq, P = a->P;
     const int BL = B * L, threads = m->threads;
-    const size_t nBLD = (size_t)BL * D, nBLDi = (size_t)BL * Di;
+    const size_t nBLD = (size_t)BL * D;
     int rc;
 
     /* a->draw holds dL/draw on entry (pinball) */
@@ -834,22 +835,23 @@ static int backward(nssm_model *m, acts *a, int B)
         layer_acts *la = &a->layer[i];
         const real *x = i == 0 ? a->res0 : a->layer[i - 1].res;
         if (c->mixer == NSSM_MIXER_MAMBA) {
-            real *dy = a->g1, *dxs = a->g2, *ddelta = a->g3, *dz = a->g4, *ddtl = a->g5;
+            real *dy = a->g1, *dxs = a->g2, *ddtl = a->g3, *dz = a->g4;
             /* The first gradient into each buffer writes it (accumulate = 0, the last
-             * argument); later ones add. The scan writes dxs, ddelta, dz, gK (dA), gB, gC
-             * and this layer's Dskip gradient. Nothing here needs clearing. */
+             * argument); later ones add. The scan writes dxs, ddtl (through the softplus
+             * and dt_proj's bias it applied), dz, gK (dA), gB, gC and this layer's Dskip and
+             * dt_proj.b gradients. Nothing here needs clearing. */
+            const nssm_delta_act act = {lp->dt_proj_b, gp->dt_proj_b, 1};
             /* forward: mix = y @ out_proj^T */
             be->linear_backward(dy, gp->out_proj_w, NULL, a->dres, la->y, lp->out_proj_w, BL,
                                 Di, D, 0);
-            rc = be->selective_scan_backward(dxs, ddelta, a->gK, a->gB, a->gC, gp->Dskip, dz, dy,
-                                             la->xs, la->delta, la->Aneg, la->Bm, la->Cm,
+            rc = be->selective_scan_backward(dxs, ddtl, a->gK, a->gB, a->gC, gp->Dskip, dz, dy,
+                                             la->xs, la->dtl, &act, la->Aneg, la->Bm, la->Cm,
                                              lp->Dskip, la->z, B, L, Di, N, la->ypre, la->hchk,
                                              threads, 0);
             if (rc)
                 return rc;
             be->negexp_backward(gp->A_log, a->gK, la->Aneg, (size_t)Di * N);
-            be->softplus_backward(ddtl, ddelta, la->dtl, nBLDi, 0);
-            be->linear_backward(a->gR, gp->dt_proj_w, gp->dt_proj_b, ddtl, la->dtr,
+            be->linear_backward(a->gR, gp->dt_proj_w, NULL, ddtl, la->dtr,
                                 lp->dt_proj_w, BL, R, Di, 0);
             /* x_proj: its three output gradients side by side, then one product */
             const size_t wx = sizeof(real) * (R + 2 * N);
@@ -858,7 +860,7 @@ static int backward(nssm_model *m, acts *a, int B)
             be->copy_rows(a->xdbc + R + N, wx, a->gC, sizeof(real) * N, sizeof(real) * N, BL);
             be->linear_backward(dxs, gp->x_proj_w, NULL, a->xdbc, la->xs, lp->x_proj_w, BL, Di,
                                 R + 2 * N, 1);
-            real *dxin = dy, *scratch = ddelta; /* reuse: both are dead now */
+            real *dxin = dy, *scratch = ddtl; /* reuse: both are dead now */
             be->conv1d_silu_backward(dxin, gp->conv_w, gp->conv_b, dxs, la->xc, la->xin,
                                      lp->conv_w, B, L, Di, c->d_conv, scratch, 0);
             be->linear_backward(a->dnormed, gp->in_proj_w, NULL, dxin, la->normed,

@@ -148,19 +148,32 @@ double nssm_sumsq(const nssm_real *x, size_t n);
  * Given dy (B, L, D) it ACCUMULATES du, ddelta, dz (B, L, D), dBm, dCm (B, L, N),
  * dA (D, N) and dDskip (D); the shared dA and dDskip sum over the batch (CPU: per-sequence
  * partials summed in batch order, so results do not depend on the thread count). dz is
- * ignored when z == NULL. threads: OpenMP threads over the batch (<= 0: 1). */
+ * ignored when z == NULL. threads: OpenMP threads over the batch (<= 0: 1).
+ *
+ * act (NULL: none) is Mamba's delta_bias / delta_softplus: delta is then the
+ * pre-activation, and the recurrence runs on softplus(delta + bias[d]) (delta + bias[d]
+ * when softplus == 0; bias may be NULL), computed where it is used, never stored. The
+ * backward's ddelta is then the gradient of the pre-activation, and it accumulates the
+ * sum over b and t of that into dbias (D) when dbias is non-NULL. */
 #define NSSM_SCAN_CHUNK 16
 #define NSSM_MAX_STATE 256
 
+typedef struct nssm_delta_act {
+    const nssm_real *bias; /* (D) or NULL */
+    nssm_real *dbias;      /* (D) or NULL; the backward's output */
+    int softplus;
+} nssm_delta_act;
+
 void nssm_selective_scan_forward(nssm_real *y, const nssm_real *u, const nssm_real *delta,
-                                 const nssm_real *A, const nssm_real *Bm, const nssm_real *Cm,
+                                 const nssm_delta_act *act, const nssm_real *A,
+                                 const nssm_real *Bm, const nssm_real *Cm,
                                  const nssm_real *Dskip, const nssm_real *z, int B, int L,
                                  int D, int N, nssm_real *ypre, nssm_real *hchk, int threads);
 int nssm_selective_scan_backward(nssm_real *du, nssm_real *ddelta, nssm_real *dA,
                                  nssm_real *dBm, nssm_real *dCm, nssm_real *dDskip,
                                  nssm_real *dz, const nssm_real *dy, const nssm_real *u,
-                                 const nssm_real *delta, const nssm_real *A,
-                                 const nssm_real *Bm, const nssm_real *Cm,
+                                 const nssm_real *delta, const nssm_delta_act *act,
+                                 const nssm_real *A, const nssm_real *Bm, const nssm_real *Cm,
                                  const nssm_real *Dskip, const nssm_real *z, int B, int L,
                                  int D, int N, const nssm_real *ypre, const nssm_real *hchk,
                                  int threads);
@@ -233,7 +246,7 @@ typedef struct nssm_backend {
     void (*linear_forward)(nssm_real *, const nssm_real *, const nssm_real *,
                            const nssm_real *, int, int, int);
     /* The backward entries add into their gradients, as the nssm_ functions they mirror;
-     * linear's, Conv1d's, SiLU's and softplus's take a last argument `accumulate` that
+     * linear's, Conv1d's and SiLU's take a last argument `accumulate` that
      * applies to dinp alone: 0 writes it (as the scan's below), so a fresh buffer needs no
      * clearing that a device would then read back in. */
     void (*linear_backward)(nssm_real *, nssm_real *, nssm_real *, const nssm_real *,
@@ -258,21 +271,21 @@ typedef struct nssm_backend {
     void (*glu_forward)(nssm_real *, const nssm_real *, const nssm_real *, size_t);
     void (*glu_backward)(nssm_real *, nssm_real *, const nssm_real *, const nssm_real *,
                          const nssm_real *, size_t);
-    void (*softplus_forward)(nssm_real *, const nssm_real *, size_t);
-    void (*softplus_backward)(nssm_real *, const nssm_real *, const nssm_real *, size_t, int);
     void (*negexp_forward)(nssm_real *, const nssm_real *, size_t);
     void (*negexp_backward)(nssm_real *, const nssm_real *, const nssm_real *, size_t);
     void (*selective_scan_forward)(nssm_real *, const nssm_real *, const nssm_real *,
+                                   const nssm_delta_act *, const nssm_real *,
                                    const nssm_real *, const nssm_real *, const nssm_real *,
-                                   const nssm_real *, const nssm_real *, int, int, int, int,
-                                   nssm_real *, nssm_real *, int);
+                                   const nssm_real *, int, int, int, int, nssm_real *,
+                                   nssm_real *, int);
     /* as nssm_selective_scan_backward, plus a last argument `accumulate`: 0 writes
      * every gradient instead of adding into it (a device then need not read the zeros
      * back in: three (B, L, D) arrays, a third of the scan backward's time) */
     int (*selective_scan_backward)(nssm_real *, nssm_real *, nssm_real *, nssm_real *,
                                    nssm_real *, nssm_real *, nssm_real *, const nssm_real *,
+                                   const nssm_real *, const nssm_real *, const nssm_delta_act *,
                                    const nssm_real *, const nssm_real *, const nssm_real *,
-                                   const nssm_real *, const nssm_real *, const nssm_real *,
+                                   const nssm_real *,
                                    const nssm_real *, int, int, int, int, const nssm_real *,
                                    const nssm_real *, int, int);
     /* the optimiser where the parameters live (nssm_sumsq, nssm_adamw_update) */

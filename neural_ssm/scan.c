@@ -9,7 +9,8 @@
  * (N, D) so the innermost loop runs over the D channels: contiguous, independent lanes
  * that vectorize without horizontal sums. The saved checkpoints keep the contract's
  * (D, N) layout. The backward recomputes the states of one chunk of NSSM_SCAN_CHUNK steps
- * at a time from those checkpoints, never storing all L states.
+ * at a time from those checkpoints, never storing all L states. With a delta activation
+ * (nssm_delta_act) each step's row of activated deltas is formed where it is used.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -23,6 +24,23 @@ static int nchunks(int L)
     return (L + NSSM_SCAN_CHUNK - 1) / NSSM_SCAN_CHUNK;
 }
 
+/* The D activated deltas of one step (act: see neural_ssm.h) into row, and when slope is
+ * non-NULL d(activated)/d(pre-activation) beside them; returns the row the recurrence
+ * reads: delta itself when there is no activation. */
+static const real *act_row(real *row, real *slope, const real *delta, const nssm_delta_act *act,
+                           int D)
+{
+    if (!act)
+        return delta;
+    for (int d = 0; d < D; d++) {
+        const real x = delta[d] + (act->bias ? act->bias[d] : 0);
+        row[d] = act->softplus ? nssm_softplus(x) : x;
+        if (slope) /* softplus' = sigmoid; 1 above softplus's threshold, where it is x */
+            slope[d] = !act->softplus || x > 20 ? 1 : 1 / (1 + nssm_exp(-x));
+    }
+    return row;
+}
+
 /* dst (C, R) = src (R, C)^T */
 static void transpose(real *dst, const real *src, int R, int C)
 {
@@ -33,7 +51,8 @@ static void transpose(real *dst, const real *src, int R, int C)
 
 /* One work unit of the forward: sequence b, channels d0..d0+nd-1, all L steps. Built
  * twice (NSSM_HOT): most of a forecast's time is here. */
-NSSM_HOT static void scan_forward_unit(real *y, const real *u, const real *delta, const real *At,
+NSSM_HOT static void scan_forward_unit(real *y, const real *u, const real *delta,
+                                       const nssm_delta_act *act, const real *At,
                                        const real *Bm, const real *Cm, const real *Dskip,
                                        const real *z, int b, int d0, int nd, int L, int D,
                                        int N, real *ypre, real *hchk)
@@ -41,7 +60,13 @@ NSSM_HOT static void scan_forward_unit(real *y, const real *u, const real *delta
     const int NC = nchunks(L);
     const size_t DN = (size_t)D * N;
     real *h = calloc((size_t)N * nd, sizeof(real)); /* (N, nd): channels d0..d0+nd-1 */
-    if (!h) {
+    real *dlrow = act ? malloc(sizeof(real) * nd) : NULL; /* the step's activated deltas */
+    /* the unit's slice of the activation: bias from d0 on */
+    const nssm_delta_act uact = {act && act->bias ? act->bias + d0 : NULL, NULL,
+                                 act ? act->softplus : 0};
+    if (!h || (act && !dlrow)) {
+        free(h);
+        free(dlrow);
         for (int t = 0; t < L; t++)
             for (int d = d0; d < d0 + nd; d++)
                 y[((size_t)b * L + t) * D + d] = NAN;
@@ -55,7 +80,8 @@ NSSM_HOT static void scan_forward_unit(real *y, const real *u, const real *delta
                 for (int k = 0; k < nd; k++)
                     hc[(size_t)(d0 + k) * N + n] = h[(size_t)n * nd + k];
         }
-        const real *u_bt = u + bt * D + d0, *dl_bt = delta + bt * D + d0;
+        const real *u_bt = u + bt * D + d0;
+        const real *dl_bt = act_row(dlrow, NULL, delta + bt * D + d0, act ? &uact : NULL, nd);
         const real *B_bt = Bm + bt * N, *C_bt = Cm + bt * N;
         real *y_bt = y + bt * D + d0;
         /* tiles of SCAN_TILE channels: y accumulates in registers over n, the state
@@ -106,9 +132,11 @@ NSSM_HOT static void scan_forward_unit(real *y, const real *u, const real *delta
         }
     }
     free(h);
+    free(dlrow);
 }
 
-void nssm_selective_scan_forward(real *y, const real *u, const real *delta, const real *A,
+void nssm_selective_scan_forward(real *y, const real *u, const real *delta,
+                                 const nssm_delta_act *act, const real *A,
                                  const real *Bm, const real *Cm, const real *Dskip,
                                  const real *z, int B, int L, int D, int N, real *ypre,
                                  real *hchk, int threads)
@@ -130,14 +158,16 @@ void nssm_selective_scan_forward(real *y, const real *u, const real *delta, cons
 #endif
     for (int unit = 0; unit < B * nblk; unit++) {
         const int b = unit / nblk, d0 = (unit % nblk) * DB, nd = D - d0 < DB ? D - d0 : DB;
-        scan_forward_unit(y, u, delta, At, Bm, Cm, Dskip, z, b, d0, nd, L, D, N, ypre, hchk);
+        scan_forward_unit(y, u, delta, act, At, Bm, Cm, Dskip, z, b, d0, nd, L, D, N, ypre,
+                          hchk);
     }
     free(At);
 }
 
 int nssm_selective_scan_backward(real *du, real *ddelta, real *dA, real *dBm, real *dCm,
                                  real *dDskip, real *dz, const real *dy, const real *u,
-                                 const real *delta, const real *A, const real *Bm,
+                                 const real *delta, const nssm_delta_act *act, const real *A,
+                                 const real *Bm,
                                  const real *Cm, const real *Dskip, const real *z, int B,
                                  int L, int D, int N, const real *ypre, const real *hchk,
                                  int threads)
@@ -151,10 +181,14 @@ int nssm_selective_scan_backward(real *du, real *ddelta, real *dA, real *dBm, re
     /* per-sequence partial gradients of the shared A (as (N, D)) and Dskip */
     real *dA_part = calloc((size_t)B * DN, sizeof(real));
     real *dD_part = calloc((size_t)B * D, sizeof(real));
-    if (!At || !dA_part || !dD_part) {
+    /* and of the delta bias, when there is one to return */
+    const int want_db = act && act->dbias;
+    real *db_part = want_db ? calloc((size_t)B * D, sizeof(real)) : NULL;
+    if (!At || !dA_part || !dD_part || (want_db && !db_part)) {
         free(At);
         free(dA_part);
         free(dD_part);
+        free(db_part);
         return NSSM_ENOMEM;
     }
     transpose(At, A, D, N);
@@ -168,7 +202,7 @@ int nssm_selective_scan_backward(real *du, real *ddelta, real *dA, real *dBm, re
          * carry = a_{t+1} (.) dL/dh_{t+1}; gy, ddl, duu: per-channel temporaries */
         real *hs = malloc(sizeof(real) * (2 * K + 1) * DN);
         real *carry = calloc(DN, sizeof(real));
-        real *tmp = malloc(sizeof(real) * 3 * D);
+        real *tmp = malloc(sizeof(real) * 5 * D);
         if (!hs || !carry || !tmp) {
             free(hs);
             free(carry);
@@ -179,6 +213,7 @@ int nssm_selective_scan_backward(real *du, real *ddelta, real *dA, real *dBm, re
         /* as[k] = exp(delta A) of the chunk's step k, kept from the recomputation */
         real *h0 = hs + (size_t)K * DN, *as = hs + (size_t)(K + 1) * DN;
         real *gy = tmp, *ddl = tmp + D, *duu = tmp + 2 * D;
+        real *dlrow = tmp + 3 * D, *slope = tmp + 4 * D; /* the step's activated deltas */
         real *dA_b = dA_part + (size_t)b * DN, *dD_b = dD_part + (size_t)b * D;
         for (int c = NC - 1; c >= 0; c--) {
             int t0 = c * K, t1 = t0 + K < L ? t0 + K : L;
@@ -188,7 +223,8 @@ int nssm_selective_scan_backward(real *du, real *ddelta, real *dA, real *dBm, re
                 size_t bt = (size_t)b * L + t;
                 const real *hp = t == t0 ? h0 : hs + (size_t)(t - t0 - 1) * DN;
                 real *ht = hs + (size_t)(t - t0) * DN, *at = as + (size_t)(t - t0) * DN;
-                const real *u_bt = u + bt * D, *dl_bt = delta + bt * D;
+                const real *u_bt = u + bt * D;
+                const real *dl_bt = act_row(dlrow, NULL, delta + bt * D, act, D);
                 for (int n = 0; n < N; n++) {
                     const real Bn = Bm[bt * N + n], *A_n = At + (size_t)n * D;
                     const real *hp_n = hp + (size_t)n * D;
@@ -207,7 +243,8 @@ int nssm_selective_scan_backward(real *du, real *ddelta, real *dA, real *dBm, re
                 size_t bt = (size_t)b * L + t;
                 const real *hp = t == t0 ? h0 : hs + (size_t)(t - t0 - 1) * DN;
                 const real *ht = hs + (size_t)(t - t0) * DN;
-                const real *u_bt = u + bt * D, *dl_bt = delta + bt * D;
+                const real *u_bt = u + bt * D;
+                const real *dl_bt = act_row(dlrow, slope, delta + bt * D, act, D);
                 for (int d = 0; d < D; d++) {
                     real g = dy[bt * D + d];
                     if (z) {
@@ -282,10 +319,16 @@ int nssm_selective_scan_backward(real *du, real *ddelta, real *dA, real *dBm, re
                         duu[k0 + j] = uacc[j];
                     }
                 }
+                if (act) /* to the pre-activation: times the slope */
+                    for (int d = 0; d < D; d++)
+                        ddl[d] *= slope[d];
                 for (int d = 0; d < D; d++) {
                     ddelta[bt * D + d] += ddl[d];
                     du[bt * D + d] += duu[d];
                 }
+                if (want_db)
+                    for (int d = 0; d < D; d++)
+                        db_part[(size_t)b * D + d] += ddl[d];
             }
         }
         free(hs);
@@ -299,10 +342,14 @@ int nssm_selective_scan_backward(real *du, real *ddelta, real *dA, real *dBm, re
                     dA[(size_t)d * N + n] += dA_part[(size_t)b * DN + (size_t)n * D + d];
             for (int d = 0; d < D; d++)
                 dDskip[d] += dD_part[(size_t)b * D + d];
+            if (want_db)
+                for (int d = 0; d < D; d++)
+                    act->dbias[d] += db_part[(size_t)b * D + d];
         }
     }
     free(At);
     free(dA_part);
     free(dD_part);
+    free(db_part);
     return failed ? NSSM_ENOMEM : NSSM_OK;
 }

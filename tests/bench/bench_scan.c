@@ -140,7 +140,7 @@ static int run_fwd(kern_ctx *ctx, void *v)
 {
     scan_bufs *s = v;
     return kern_selective_scan_forward(ctx, s->dt, s->y, s->use_hchk ? s->hchk : NULL, s->u,
-                                       s->delta, s->A, s->Bm, s->Cm, s->Dskip, s->z, s->B, s->L,
+                                       s->delta, NULL, s->A, s->Bm, s->Cm, s->Dskip, s->z, s->B, s->L,
                                        s->D, s->N, &err);
 }
 
@@ -148,7 +148,7 @@ static int run_bwd(kern_ctx *ctx, void *v)
 {
     scan_bufs *s = v;
     return kern_selective_scan_backward(ctx, s->dt, 0, s->du, s->ddelta, s->dA, s->dBm, s->dCm,
-                                        s->dDskip, s->dz, s->dy, s->u, s->delta, s->A, s->Bm,
+                                        s->dDskip, s->dz, s->dy, s->u, s->delta, NULL, s->A, s->Bm,
                                         s->Cm, s->Dskip, s->z, s->B, s->L, s->D, s->N,
                                         s->use_hchk ? s->hchk : NULL, &err);
 }

@@ -165,36 +165,49 @@ static void test_linear_rmsnorm_conv(void **state)
 typedef struct scan_ctx {
     int B, L, D, N, gate;
     real *u, *delta, *A, *Bm, *Cm, *Dk, *z, *r, *y;
+    const nssm_delta_act *act; /* NULL, or delta is the pre-activation */
 } scan_ctx;
 
 static double scan_loss(void *p)
 {
     scan_ctx *c = p;
-    nssm_selective_scan_forward(c->y, c->u, c->delta, c->A, c->Bm, c->Cm, c->Dk,
+    nssm_selective_scan_forward(c->y, c->u, c->delta, c->act, c->A, c->Bm, c->Cm, c->Dk,
                                 c->gate ? c->z : NULL, c->B, c->L, c->D, c->N, NULL, NULL, 1);
     return dot(c->y, c->r, (size_t)c->B * c->L * c->D);
 }
 
+/* Four cases: without and with the gate, then with the delta activation (softplus of
+ * delta + bias, gated; and the bias alone, ungated), where ddelta is the gradient of the
+ * pre-activation and dbias is checked too. */
 static void test_selective_scan(void **state)
 {
     (void)state;
-    for (int gate = 0; gate <= 1; gate++) {
+    for (int cs = 0; cs < 4; cs++) {
+        const int gate = cs == 1 || cs == 2, with_act = cs >= 2;
         scan_ctx c = {.B = 2, .L = 35, .D = 3, .N = 5, .gate = gate};
         size_t BLD = 2 * 35 * 3, BLN = 2 * 35 * 5, DN = 15;
         int NC = (35 + NSSM_SCAN_CHUNK - 1) / NSSM_SCAN_CHUNK;
-        c.u = rnd(BLD, 1, 0), c.delta = rnd(BLD, 0.2, 0.3), c.A = rnd(DN, 0.5, -1);
+        /* a pre-activation around -1.5 gives softplus values near 0.2, as delta elsewhere
+         * (with the bias alone, delta + bias must stay positive) */
+        c.u = rnd(BLD, 1, 0), c.delta = cs == 2 ? rnd(BLD, 1, -1.5) : rnd(BLD, 0.2, 0.3);
+        c.A = rnd(DN, 0.5, -1);
         c.Bm = rnd(BLN, 1, 0), c.Cm = rnd(BLN, 1, 0), c.Dk = rnd(3, 1, 0), c.z = rnd(BLD, 1, 0);
         c.r = rnd(BLD, 1, 0), c.y = zeros(BLD);
+        real *bias = cs == 3 ? rnd(3, 0.05, 0.1) : rnd(3, 0.5, 0), *dbias = zeros(3);
+        const nssm_delta_act act = {bias, dbias, cs == 2};
+        c.act = with_act ? &act : NULL;
         real *ypre = zeros(BLD), *hchk = zeros((size_t)2 * NC * DN);
         real *du = zeros(BLD), *ddl = zeros(BLD), *dA = zeros(DN), *dB = zeros(BLN);
         real *dC = zeros(BLN), *dD = zeros(3), *dz = zeros(BLD);
-        nssm_selective_scan_forward(c.y, c.u, c.delta, c.A, c.Bm, c.Cm, c.Dk, gate ? c.z : NULL,
-                                    2, 35, 3, 5, ypre, hchk, 2);
+        nssm_selective_scan_forward(c.y, c.u, c.delta, c.act, c.A, c.Bm, c.Cm, c.Dk,
+                                    gate ? c.z : NULL, 2, 35, 3, 5, ypre, hchk, 2);
         assert_int_equal(nssm_selective_scan_backward(du, ddl, dA, dB, dC, dD, dz, c.r, c.u,
-                                                      c.delta, c.A, c.Bm, c.Cm, c.Dk,
+                                                      c.delta, c.act, c.A, c.Bm, c.Cm, c.Dk,
                                                       gate ? c.z : NULL, 2, 35, 3, 5, ypre,
                                                       hchk, 2),
                          NSSM_OK);
+        if (with_act)
+            fd_check("scan dbias", bias, 3, dbias, scan_loss, &c, 1);
         fd_check("scan du", c.u, BLD, du, scan_loss, &c, 1);
         fd_check("scan ddelta", c.delta, BLD, ddl, scan_loss, &c, 1);
         fd_check("scan dA", c.A, DN, dA, scan_loss, &c, 1);
@@ -205,7 +218,7 @@ static void test_selective_scan(void **state)
             fd_check("scan dz", c.z, BLD, dz, scan_loss, &c, 1);
         free(c.u), free(c.delta), free(c.A), free(c.Bm), free(c.Cm), free(c.Dk), free(c.z);
         free(c.r), free(c.y), free(ypre), free(hchk), free(du), free(ddl), free(dA), free(dB);
-        free(dC), free(dD), free(dz);
+        free(dC), free(dD), free(dz), free(bias), free(dbias);
     }
 }
 

@@ -112,11 +112,11 @@ static void test_scan(void **state)
             float du[B * L * D] = {0}, ddelta[B * L * D] = {0}, dA[D * N] = {0};
             float dB[B * L * N] = {0}, dC[B * L * N] = {0}, dD[D] = {0}, dz[B * L * D] = {0};
             const float *zz = gate ? z : NULL;
-            nssm_selective_scan_forward(y, u, delta, A, Bm, Cm, Dk, zz, B, L, D, N, ypre, hchk,
-                                        threads);
+            nssm_selective_scan_forward(y, u, delta, NULL, A, Bm, Cm, Dk, zz, B, L, D, N, ypre,
+                                        hchk, threads);
             assert_int_equal(nssm_selective_scan_backward(du, ddelta, dA, dB, dC, dD, dz, dy, u,
-                                                          delta, A, Bm, Cm, Dk, zz, B, L, D, N,
-                                                          ypre, hchk, threads),
+                                                          delta, NULL, A, Bm, Cm, Dk, zz, B, L,
+                                                          D, N, ypre, hchk, threads),
                              NSSM_OK);
             char ref[64];
 #define CHECK(arr, nm, n)                                          \
