@@ -103,11 +103,9 @@ int kern_bf16_to_f32(kern_ctx *ctx, float *dst, const uint16_t *src, size_t n,
  * act (optional, as nssm_delta_act): delta is then the pre-activation and the scan runs on
  * softplus(delta + bias[d]) (delta + bias[d] when softplus == 0; bias may be NULL), the
  * way Mamba's kernel takes delta_bias and delta_softplus: the activated delta never
- * exists in device memory. For bf16 the activated value is rounded to bf16, in the
- * forward and in the backward's recomputation alike (what a separate softplus writing
- * bf16 would give). The backward's ddelta is the gradient of the pre-activation, and
- * dbias (D, float32; may be NULL) gets its sum over b and t, under `accumulate` like the
- * other gradients. */
+ * exists in device memory. float32 only (KERN_EINVAL for bf16). The backward's ddelta is
+ * then the gradient of the pre-activation, and dbias (D, float32; may be NULL) gets its
+ * sum over b and t, under `accumulate` like the other gradients. */
 #define KERN_SCAN_CHUNK 64
 #define KERN_SCAN_MAX_STATE 128
 

@@ -60,23 +60,60 @@ __device__ __forceinline__ float rdf(const uint16_t *p) { return cvt(*p); }
 
 __device__ __forceinline__ float sigmoidf_(float x) { return __fdividef(1.0f, 1.0f + __expf(-x)); }
 
-/* kern_delta_act as the kernels take it (by value). The activated delta is rounded to the
- * element type so that the forward and the backward's recomputation use one value. */
+/* kern_delta_act as the kernels take it (by value); float32 activations only. */
 struct dact {
     const float *bias; /* (D) or NULL */
     float *dbias;      /* (D) or NULL, backward only */
     int softplus;
 };
-__device__ __forceinline__ float softplus_(float x) { return x > 20.0f ? x : log1pf(expf(x)); }
-template <typename T>
-__device__ __forceinline__ float act_delta(float raw, float bias, int softplus)
+__device__ __forceinline__ float rcp(float x)
 {
-    float x = raw + bias;
-    if (softplus)
-        x = softplus_(x);
-    if constexpr (std::is_same<T, uint16_t>::value)
-        return cvt(__bfloat16_as_ushort(__float2bfloat16_rn(x)));
-    return x;
+    float y;
+    asm("rcp.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x));
+    return y;
+}
+/* softplus(x) = max(x, 0) + log1p(t), t = e^-|x| in (0, 1], and x itself above 20
+ * (PyTorch's threshold). log1p(t) = 2 atanh(s), s = t / (2 + t) in (0, 1/3]: the odd
+ * series to s^15 is within 2e-9 relative, so the value is as good as ex2's and rcp's
+ * rounding (a few 1e-7) in 2 MUFU and 12 FMA-pipe instructions; libm's log1pf(expf(x))
+ * took about 40 and was a third of the scan's time at one warp a channel group.
+ * t comes back for the slope: sigmoid(x) = 1 / (1 + t) for x >= 0, t / (1 + t) below. */
+__device__ __forceinline__ float softplus_(float x, float &t)
+{
+    t = ex2(-fabsf(x) * LOG2E);
+    const float s = t * rcp(2.0f + t), s2 = s * s;
+    float p = 1.0f / 15.0f;
+    p = fmaf(p, s2, 1.0f / 13.0f);
+    p = fmaf(p, s2, 1.0f / 11.0f);
+    p = fmaf(p, s2, 1.0f / 9.0f);
+    p = fmaf(p, s2, 1.0f / 7.0f);
+    p = fmaf(p, s2, 1.0f / 5.0f);
+    p = fmaf(p, s2, 1.0f / 3.0f);
+    p = fmaf(p, s2, 1.0f);
+    return x > 20.0f ? x : fmaf(2.0f * s, p, fmaxf(x, 0.0f));
+}
+/* The delta activation of a tile of `n` (rows x 32 channels) delta values in shared
+ * memory, in place, by the whole block: the raw values become softplus(raw + bias) (or
+ * raw + bias), the one value the forward and the backward's recomputation both use.
+ * With `slope`, the derivative of
+ * that with respect to the raw value goes there too (sigmoid(raw + bias), or 1), for the
+ * backward's ddelta. Element e is channel e % 32 == lane, whose bias is db. Done once per
+ * tile, not per warp that reads it; the caller's barrier after it publishes the tile. */
+template <typename T>
+__device__ __forceinline__ void act_rows(T *sdt, int n, float *slope, float db, int softplus)
+{
+    for (int e = threadIdx.x; e < n; e += blockDim.x) {
+        float x = rdf(sdt + e) + db, sl = 1.0f;
+        if (softplus) {
+            float t;
+            const float sp = softplus_(x, t);
+            sl = x > 20.0f ? 1.0f : (x >= 0.0f ? 1.0f : t) * rcp(1.0f + t);
+            x = sp;
+        }
+        if (slope)
+            slope[e] = sl;
+        stf(sdt + e, x);
+    }
 }
 
 /* ---- asynchronous copies into shared memory ------------------------------------------ */
@@ -209,7 +246,7 @@ __host__ __device__ constexpr size_t fwd_smem_bytes(int N, int K, int tile)
  * then the full forward over its own half: 1.3x the instructions of the whole sequence,
  * but the longest block does 0.8x of the serial walk and twice the warps hide latency. */
 template <typename T, int S, bool STATES_ONLY, bool VEC, int NT, int TILE = FWD_TILE,
-          bool FMA_CHAIN = false, bool SPLIT = false>
+          bool FMA_CHAIN = false, bool SPLIT = false, bool ACT = false>
 __global__ void __launch_bounds__(TILE == FWD_TILE ? 512 : 256, TILE == FWD_TILE ? 0 : 2)
 scan_forward_kernel(T *__restrict__ y, float *__restrict__ hchk, const T *__restrict__ u,
                     const T *__restrict__ delta, dact act, const float *__restrict__ A,
@@ -252,9 +289,9 @@ scan_forward_kernel(T *__restrict__ y, float *__restrict__ hchk, const T *__rest
         h[s] = 0.0f;
     }
     const float Dd = Dskip ? Dskip[dc] : 0.0f;
-    /* delta activation: one uniform branch per group of steps when off */
-    const bool acton = act.bias || act.softplus;
-    const float db = act.bias ? act.bias[dc] : 0.0f;
+    /* ACT: the delta activation (act_rows), compiled only into the kernels that take it:
+     * with its code present but unused, the plain kernels ran 4-7 % slower */
+    const float db = ACT && act.bias ? act.bias[dc] : 0.0f;
 
     /* VEC: this thread's 16-byte copies of a tile, worked out once: row job m copies
      * chunk e = tid + m*blockDim of every row array (row e / CPR, column (e % CPR) * EPC),
@@ -342,6 +379,11 @@ scan_forward_kernel(T *__restrict__ y, float *__restrict__ hchk, const T *__rest
             cp_wait<STAGES - 2>();
             __syncthreads(); /* tile k has landed; tile k-1's stage is free */
             issue(k + STAGES - 1);
+            if constexpr (ACT) { /* one more barrier a tile */
+                act_rows<T>(stages + (k % STAGES) * se + TILE * 32, TILE * 32, nullptr, db,
+                            act.softplus);
+                __syncthreads();
+            }
             const T *st = stages + (k % STAGES) * se;
             const T *su = st, *sdt = st + TILE * 32, *sB = st + 3 * TILE * 32;
             constexpr int G = S >= 16 ? 2 : S >= 8 ? 4 : 8;
@@ -349,17 +391,12 @@ scan_forward_kernel(T *__restrict__ y, float *__restrict__ hchk, const T *__rest
             for (int i0 = 0; i0 < TILE; i0 += G) {
                 float E[G][S], dts[G];
 #pragma unroll
-                for (int i = 0; i < G; i++)
+                for (int i = 0; i < G; i++) {
                     dts[i] = rdf(sdt + (i0 + i) * 32 + lane);
-                if (acton)
-#pragma unroll
-                    for (int i = 0; i < G; i++)
-                        dts[i] = act_delta<T>(dts[i], db, act.softplus);
-#pragma unroll
-                for (int i = 0; i < G; i++)
 #pragma unroll
                     for (int s = 0; s < S; s++)
                         E[i][s] = ex2(dts[i] * a2[s]);
+                }
 #pragma unroll
                 for (int i = 0; i < G; i++) {
                     const int ii = i0 + i;
@@ -377,6 +414,12 @@ scan_forward_kernel(T *__restrict__ y, float *__restrict__ hchk, const T *__rest
         cp_wait<STAGES - 2>();
         __syncthreads(); /* tile k has landed; tile k-1's stage and ypart are free */
         issue(k + STAGES - 1);
+        if constexpr (ACT) { /* one more barrier a tile (delta is activated once a tile
+                              * here, not by each of the K warps that read it) */
+            act_rows<T>(stages + (k % STAGES) * se + TILE * 32, TILE * 32, nullptr, db,
+                        act.softplus);
+            __syncthreads();
+        }
         const T *st = stages + (k % STAGES) * se;
         const T *su = st, *sdt = st + TILE * 32, *sz = st + 2 * TILE * 32;
         const T *sB = st + 3 * TILE * 32, *sC = sB + TILE * N;
@@ -394,17 +437,12 @@ scan_forward_kernel(T *__restrict__ y, float *__restrict__ hchk, const T *__rest
         for (int i0 = 0; i0 < TILE; i0 += G) {
             float E[G][S], dts[G];
 #pragma unroll
-            for (int i = 0; i < G; i++)
+            for (int i = 0; i < G; i++) {
                 dts[i] = rdf(sdt + (i0 + i) * 32 + lane);
-            if (acton)
-#pragma unroll
-                for (int i = 0; i < G; i++)
-                    dts[i] = act_delta<T>(dts[i], db, act.softplus);
-#pragma unroll
-            for (int i = 0; i < G; i++)
 #pragma unroll
                 for (int s = 0; s < S; s++)
                     E[i][s] = ex2(dts[i] * a2[s]);
+            }
 #pragma unroll
             for (int i = 0; i < G; i++) {
                 const int ii = i0 + i;
@@ -514,21 +552,6 @@ __device__ __forceinline__ void reduce_red_add(float *dst, const float *red, int
     }
 }
 
-/* The delta activation of one backward sub-tile, in its slot: the raw values become the
- * activated delta in place (element type T, rounded as the forward rounds them), and the
- * pre-activation's softplus slope sigmoid(delta + bias) (1 without softplus) goes to ssig
- * for phase 4's ddelta. Element e is channel e % 32 == lane, whose bias is db. The
- * caller's barrier after it publishes both. */
-template <typename T>
-__device__ __forceinline__ void act_subtile(T *sdt, float *ssig, float db, int softplus)
-{
-    for (int e = threadIdx.x; e < SUB * 32; e += blockDim.x) {
-        const float raw = rdf(sdt + e), x = raw + db;
-        ssig[e] = !softplus ? 1.0f : x > 20.0f ? 1.0f : 1.0f / (1.0f + expf(-x));
-        stf(sdt + e, act_delta<T>(raw, db, softplus));
-    }
-}
-
 /* Wider state slices hold 2*SUB*S floats of history in registers: fewer threads a block
  * for them, so the compiler may use up to 255 registers. */
 __host__ __device__ constexpr int bwd_max_warps(int S) { return S >= 4 ? 8 : 16; }
@@ -578,8 +601,9 @@ scan_backward_kernel(T *__restrict__ du, T *__restrict__ ddelta, float *__restri
     }
     const float Dd = Dskip ? Dskip[dc] : 0.0f;
     float dDacc = 0.0f;
-    const bool acton = act.bias || act.softplus;
-    const float db = act.bias ? act.bias[dc] : 0.0f;
+    /* the delta activation: float32 only (the host refuses it for bf16) */
+    const bool acton = std::is_same<T, float>::value && (act.bias || act.softplus);
+    const float db = acton && act.bias ? act.bias[dc] : 0.0f;
     float dbacc = 0.0f; /* this thread's part of dbias[d] */
 
     auto nsub_of = [&](int c) { return (min(CHUNK, L - c * CHUNK) + SUB - 1) / SUB; };
@@ -638,7 +662,8 @@ scan_backward_kernel(T *__restrict__ du, T *__restrict__ ddelta, float *__restri
             issue();
             const T *sl = slots + (seq % BWD_STAGES) * se;
             if (acton) { /* uniform: one more barrier a sub-tile, only with the activation */
-                act_subtile<T>(slots + (seq % BWD_STAGES) * se + SUB * 32, ssig, db, act.softplus);
+                act_rows<T>(slots + (seq % BWD_STAGES) * se + SUB * 32, SUB * 32, ssig, db,
+                            act.softplus);
                 __syncthreads();
             }
             const T *su = sl, *sdt = sl + SUB * 32, *sz = sl + 2 * SUB * 32, *sdy = sl + 3 * SUB * 32;
@@ -883,8 +908,9 @@ scan_backward_kernel_lean(T *__restrict__ du, T *__restrict__ ddelta, float *__r
     }
     const float Dd = Dskip ? Dskip[dc] : 0.0f;
     float dDacc = 0.0f;
-    const bool acton = act.bias || act.softplus;
-    const float db = act.bias ? act.bias[dc] : 0.0f;
+    /* the delta activation: float32 only (the host refuses it for bf16) */
+    const bool acton = std::is_same<T, float>::value && (act.bias || act.softplus);
+    const float db = acton && act.bias ? act.bias[dc] : 0.0f;
     float dbacc = 0.0f; /* this thread's part of dbias[d] */
 
     auto nsub_of = [&](int c) { return (min(CHUNK, L - c * CHUNK) + SUB - 1) / SUB; };
@@ -946,7 +972,8 @@ scan_backward_kernel_lean(T *__restrict__ du, T *__restrict__ ddelta, float *__r
             issue();
             const T *sl = slots + (seq % BWD_STAGES) * se;
             if (acton) { /* uniform: one more barrier a sub-tile, only with the activation */
-                act_subtile<T>(slots + (seq % BWD_STAGES) * se + SUB * 32, ssig, db, act.softplus);
+                act_rows<T>(slots + (seq % BWD_STAGES) * se + SUB * 32, SUB * 32, ssig, db,
+                            act.softplus);
                 __syncthreads();
             }
             const T *su = sl, *sdt = sl + SUB * 32, *sz = sl + 2 * SUB * 32, *sdy = sl + 3 * SUB * 32;
@@ -1170,14 +1197,14 @@ int launch_forward_kernel(kern_ctx *ctx, Kernel kernel, const char *name, size_t
 
 /* A forward variant (not states only): TILE, FMA_CHAIN and SPLIT fixed, the copy width and
  * the compile-time N picked here. SPLIT launches grid.z = 2 halves. */
-template <typename T, int S, int TILE, bool FMA_CHAIN, bool SPLIT>
+template <typename T, int S, int TILE, bool FMA_CHAIN, bool SPLIT, bool ACT = false>
 int launch_forward_tiled(kern_ctx *ctx, bool vec, dim3 grid, dim3 block, T *y, float *hchk,
                          const T *u, const T *delta, dact act, const float *A, const T *Bm, const T *Cm,
                          const float *Dskip, const T *z, int L, int D, int N, kern_error *err)
 {
-    auto kernel = vec && N == 16 ? scan_forward_kernel<T, S, false, true, 16, TILE, FMA_CHAIN, SPLIT>
-                : vec            ? scan_forward_kernel<T, S, false, true, 0, TILE, FMA_CHAIN, SPLIT>
-                                 : scan_forward_kernel<T, S, false, false, 0, TILE, FMA_CHAIN, SPLIT>;
+    auto kernel = vec && N == 16 ? scan_forward_kernel<T, S, false, true, 16, TILE, FMA_CHAIN, SPLIT, ACT>
+                : vec            ? scan_forward_kernel<T, S, false, true, 0, TILE, FMA_CHAIN, SPLIT, ACT>
+                                 : scan_forward_kernel<T, S, false, false, 0, TILE, FMA_CHAIN, SPLIT, ACT>;
     if (SPLIT)
         grid.z = 2;
     return launch_forward_kernel<T>(ctx, kernel, SPLIT ? "scan_forward_kernel (split variant)"
@@ -1232,10 +1259,16 @@ int launch_forward(kern_ctx *ctx, T *y, float *hchk, const T *u, const T *delta,
     const bool vec = vec_ok<T>(D, N, ptrs, 5);
     const int K = N / S;
     const dim3 grid((D + 31) / 32, B), block(32 * K);
+    const bool act_on = act.bias || act.softplus; /* float32 only: the host checked */
     if (states_only) {
         auto kernel = vec && N == 16 ? scan_forward_kernel<T, S, true, true, 16>
                     : vec            ? scan_forward_kernel<T, S, true, true, 0>
                                      : scan_forward_kernel<T, S, true, false, 0>;
+        if constexpr (std::is_same<T, float>::value)
+            if (act_on)
+                kernel = vec && N == 16 ? scan_forward_kernel<T, S, true, true, 16, FWD_TILE, false, false, true>
+                       : vec            ? scan_forward_kernel<T, S, true, true, 0, FWD_TILE, false, false, true>
+                                        : scan_forward_kernel<T, S, true, false, 0, FWD_TILE, false, false, true>;
         return launch_forward_kernel<T>(ctx, kernel, "scan_forward_kernel (states only)",
                                         fwd_smem_bytes<T>(N, K, FWD_TILE), grid, block, y, hchk,
                                         u, delta, act, A, Bm, Cm, Dskip, z, L, D, N, err);
@@ -1246,6 +1279,12 @@ int launch_forward(kern_ctx *ctx, T *y, float *hchk, const T *u, const T *delta,
     const bool tile32 = (flags & KERN_SCAN_FWD_TILE32) && K <= 8 && (!vec || K >= 2);
     const bool chain = flags & KERN_SCAN_FWD_FMA;
     const bool split = (flags & KERN_SCAN_FWD_SPLIT2) && std::is_same<T, float>::value;
+    /* the delta activation is built into the FMA-chain kernels only (16- or 32-step tiles as
+     * the flags say; not split), to bound the number of kernels */
+    if constexpr (std::is_same<T, float>::value)
+        if (act_on)
+            return tile32 ? launch_forward_tiled<T, S, 32, true, false, true>(ctx, vec, grid, block, y, hchk, u, delta, act, A, Bm, Cm, Dskip, z, L, D, N, err)
+                          : launch_forward_tiled<T, S, FWD_TILE, true, false, true>(ctx, vec, grid, block, y, hchk, u, delta, act, A, Bm, Cm, Dskip, z, L, D, N, err);
     if (tile32 || chain || split)
         return launch_forward_variant<T, S>(ctx, tile32, chain, split, vec, grid, block, y,
                                             hchk, u, delta, act, A, Bm, Cm, Dskip, z, L, D, N, err);
@@ -1356,6 +1395,17 @@ static dact to_dact(const kern_delta_act *a)
     return r;
 }
 
+/* The activation's kernels are float32 only (the forward's are extra instantiations). */
+static int check_act(const dact &act, kern_dtype dt, const char *fn, kern_error *err)
+{
+    if (dt != KERN_F32 && (act.bias || act.softplus || act.dbias)) {
+        kern_err_set(err, KERN_EINVAL, "%s: the delta activation needs float32 activations", fn);
+        kern_err_hint(err, "apply the bias and softplus to a bf16 delta before the scan");
+        return KERN_EINVAL;
+    }
+    return KERN_OK;
+}
+
 extern "C" int kern_selective_scan_forward(kern_ctx *ctx, kern_dtype dt, void *y, float *hchk,
                                            const void *u, const void *delta,
                                            const kern_delta_act *delta_act, const float *A,
@@ -1366,10 +1416,12 @@ extern "C" int kern_selective_scan_forward(kern_ctx *ctx, kern_dtype dt, void *y
     const dact act = to_dact(delta_act);
     static const char fn[] = "kern_selective_scan_forward";
     int rc = check_args(ctx, dt, B, L, D, N, Bm, Cm, fn, err);
+    if (!rc)
+        rc = check_act(act, dt, fn, err);
     if (rc)
         return rc;
     if (!y || !u || !delta || !A || !Bm || !Cm)
-        return kern_err_set(err, KERN_EINVAL, "%s: y, u, delta, act, A, Bm and Cm are required", fn);
+        return kern_err_set(err, KERN_EINVAL, "%s: y, u, delta, A, Bm and Cm are required", fn);
     const int S = choose_S(B, D, N, ctx->sm_count, ctx->scan_states, false);
     if (!S)
         return kern_err_set(err, KERN_EINVAL, "%s: state size %d is not supported", fn, N);
@@ -1396,6 +1448,8 @@ extern "C" int kern_selective_scan_backward(kern_ctx *ctx, kern_dtype dt, int ac
     static const char fn[] = "kern_selective_scan_backward";
     const dact act = to_dact(delta_act);
     int rc = check_args(ctx, dt, B, L, D, N, Bm, Cm, fn, err);
+    if (!rc)
+        rc = check_act(act, dt, fn, err);
     if (rc)
         return rc;
     if (!du || !ddelta || !dA || !dBm || !dCm || !dy || !u || !delta || !A || !Bm || !Cm ||

@@ -54,7 +54,8 @@ if [ "$what" = trainprof ]; then
   BENCH_TRAIN_PROFILE=2 ncu --clock-control none --metrics gpu__time_duration.sum --print-summary per-kernel \
     ./$bdir/tests/bench_train mamba > "$out/ncu_train.txt" 2>&1
   echo "ncu exit $?"
-  grep -E "^  [a-zA-Z_]|gpu__time_duration|gpu step" "$out/ncu_train.txt" | head -120
+  grep -E "gpu step" "$out/ncu_train.txt"
+  python3 tests/bench/ncu_sum.py "$out/ncu_train.txt" 2
   exit 0
 fi
 if [ "$what" = trainshape ]; then
