@@ -92,28 +92,68 @@ __device__ __forceinline__ float softplus_(float x, float &t)
     p = fmaf(p, s2, 1.0f);
     return x > 20.0f ? x : fmaf(2.0f * s, p, fmaxf(x, 0.0f));
 }
-/* The delta activation of a tile of `n` (rows x 32 channels) delta values in shared
- * memory, in place, by the whole block: the raw values become softplus(raw + bias) (or
- * raw + bias), the one value the forward and the backward's recomputation both use.
- * With `slope`, the derivative of
- * that with respect to the raw value goes there too (sigmoid(raw + bias), or 1), for the
- * backward's ddelta. Element e is channel e % 32 == lane, whose bias is db. Done once per
- * tile, not per warp that reads it; the caller's barrier after it publishes the tile. */
+/* softplus(raw + bias) (or raw + bias), and its derivative with respect to raw:
+ * sigmoid(raw + bias), or 1. */
+__device__ __forceinline__ float act_one(float x, int softplus, float &slope)
+{
+    slope = 1.0f;
+    if (!softplus)
+        return x;
+    float t;
+    const float sp = softplus_(x, t);
+    slope = x > 20.0f ? 1.0f : (x >= 0.0f ? 1.0f : t) * rcp(1.0f + t);
+    return sp;
+}
+
+/* The backward's delta activation of one sub-tile of `n` (rows x 32 channels) delta values
+ * in shared memory, in place, by the whole block, after the barrier that publishes the
+ * copies (the caller's next barrier publishes the result): the raw values become the
+ * activated delta, the one value the forward and the backward's recomputation both use,
+ * and with `slope` its derivative goes there too, for the pre-activation's gradient.
+ * Element e is channel e % 32 == lane, whose bias is db. (Activating each thread's own
+ * 16-byte copies before the first barrier instead, as the forward does, left half the
+ * block idle there and was slower: 6.40 against 6.12 ms a training step; so was doing it
+ * with 4-byte copies.) */
 template <typename T>
 __device__ __forceinline__ void act_rows(T *sdt, int n, float *slope, float db, int softplus)
 {
     for (int e = threadIdx.x; e < n; e += blockDim.x) {
-        float x = rdf(sdt + e) + db, sl = 1.0f;
-        if (softplus) {
-            float t;
-            const float sp = softplus_(x, t);
-            sl = x > 20.0f ? 1.0f : (x >= 0.0f ? 1.0f : t) * rcp(1.0f + t);
-            x = sp;
-        }
+        float sl;
+        const float x = act_one(rdf(sdt + e) + db, softplus, sl);
         if (slope)
             slope[e] = sl;
         stf(sdt + e, x);
     }
+}
+
+/* The forward's delta activation, in place in shared memory, of exactly the elements this
+ * thread copied there (the loop of load_rows<VEC>, float32): once the thread's cp_wait has
+ * seen its own copies land it needs no barrier of its own, and the barrier that publishes
+ * the tile publishes them. Each delta is activated once a tile, not by every warp that
+ * reads it. A thread's chunks all sit at one column (blockDim is a multiple of the chunks
+ * a row holds), so db holds the biases of its EPC channels (own_bias). */
+template <bool VEC>
+__device__ __forceinline__ void act_own(float *sdt, int rows, const float (&db)[4], int softplus)
+{
+    constexpr int EPC = VEC ? 4 : 1, CPR = 32 / EPC;
+    for (int e = threadIdx.x; e < rows * CPR; e += blockDim.x) {
+        const int o = (e / CPR) * 32 + (e % CPR) * EPC;
+#pragma unroll
+        for (int j = 0; j < EPC; j++) {
+            float sl;
+            sdt[o + j] = act_one(sdt[o + j] + db[j], softplus, sl);
+        }
+    }
+}
+/* The biases of the channels this thread copies (act_own); 0 past D and without a bias. */
+template <bool VEC>
+__device__ __forceinline__ void own_bias(float (&db)[4], const float *bias, int d0, int D)
+{
+    constexpr int EPC = VEC ? 4 : 1, CPR = 32 / EPC;
+    const int c = d0 + (threadIdx.x % CPR) * EPC;
+#pragma unroll
+    for (int j = 0; j < 4; j++)
+        db[j] = bias && j < EPC && c + j < D ? bias[c + j] : 0.0f;
 }
 
 /* ---- asynchronous copies into shared memory ------------------------------------------ */
@@ -289,9 +329,11 @@ scan_forward_kernel(T *__restrict__ y, float *__restrict__ hchk, const T *__rest
         h[s] = 0.0f;
     }
     const float Dd = Dskip ? Dskip[dc] : 0.0f;
-    /* ACT: the delta activation (act_rows), compiled only into the kernels that take it:
+    /* ACT: the delta activation (act_own), compiled only into the kernels that take it:
      * with its code present but unused, the plain kernels ran 4-7 % slower */
-    const float db = ACT && act.bias ? act.bias[dc] : 0.0f;
+    float dbo[4];
+    if constexpr (ACT)
+        own_bias<VEC>(dbo, act.bias, d0, D);
 
     /* VEC: this thread's 16-byte copies of a tile, worked out once: row job m copies
      * chunk e = tid + m*blockDim of every row array (row e / CPR, column (e % CPR) * EPC),
@@ -377,13 +419,10 @@ scan_forward_kernel(T *__restrict__ y, float *__restrict__ hchk, const T *__rest
     if constexpr (SPLIT) { /* half 1: the recurrence alone over half 0, for its start state */
         for (int k = 0; k < kout; k++) {
             cp_wait<STAGES - 2>();
+            if constexpr (ACT)
+                act_own<VEC>(stages + (k % STAGES) * se + TILE * 32, TILE, dbo, act.softplus);
             __syncthreads(); /* tile k has landed; tile k-1's stage is free */
             issue(k + STAGES - 1);
-            if constexpr (ACT) { /* one more barrier a tile */
-                act_rows<T>(stages + (k % STAGES) * se + TILE * 32, TILE * 32, nullptr, db,
-                            act.softplus);
-                __syncthreads();
-            }
             const T *st = stages + (k % STAGES) * se;
             const T *su = st, *sdt = st + TILE * 32, *sB = st + 3 * TILE * 32;
             constexpr int G = S >= 16 ? 2 : S >= 8 ? 4 : 8;
@@ -412,14 +451,10 @@ scan_forward_kernel(T *__restrict__ y, float *__restrict__ hchk, const T *__rest
     }
     for (int k = kout; k < kend; k++) {
         cp_wait<STAGES - 2>();
+        if constexpr (ACT) /* this thread's part of tile k, published by the barrier */
+            act_own<VEC>(stages + (k % STAGES) * se + TILE * 32, TILE, dbo, act.softplus);
         __syncthreads(); /* tile k has landed; tile k-1's stage and ypart are free */
         issue(k + STAGES - 1);
-        if constexpr (ACT) { /* one more barrier a tile (delta is activated once a tile
-                              * here, not by each of the K warps that read it) */
-            act_rows<T>(stages + (k % STAGES) * se + TILE * 32, TILE * 32, nullptr, db,
-                        act.softplus);
-            __syncthreads();
-        }
         const T *st = stages + (k % STAGES) * se;
         const T *su = st, *sdt = st + TILE * 32, *sz = st + 2 * TILE * 32;
         const T *sB = st + 3 * TILE * 32, *sC = sB + TILE * N;
