@@ -202,7 +202,7 @@ int nssm_selective_scan_backward(real *du, real *ddelta, real *dA, real *dBm, re
          * carry = a_{t+1} (.) dL/dh_{t+1}; gy, ddl, duu: per-channel temporaries */
         real *hs = malloc(sizeof(real) * (2 * K + 1) * DN);
         real *carry = calloc(DN, sizeof(real));
-        real *tmp = malloc(sizeof(real) * 5 * D);
+        real *tmp = malloc(sizeof(real) * (3 + 2 * K) * D);
         if (!hs || !carry || !tmp) {
             free(hs);
             free(carry);
@@ -213,7 +213,9 @@ int nssm_selective_scan_backward(real *du, real *ddelta, real *dA, real *dBm, re
         /* as[k] = exp(delta A) of the chunk's step k, kept from the recomputation */
         real *h0 = hs + (size_t)K * DN, *as = hs + (size_t)(K + 1) * DN;
         real *gy = tmp, *ddl = tmp + D, *duu = tmp + 2 * D;
-        real *dlrow = tmp + 3 * D, *slope = tmp + 4 * D; /* the step's activated deltas */
+        /* with an activation, the chunk's activated deltas and their slopes, one row a step:
+         * formed once by the recomputation, read again by the backward walk */
+        real *dlrows = tmp + 3 * D, *slopes = tmp + (3 + K) * (size_t)D;
         real *dA_b = dA_part + (size_t)b * DN, *dD_b = dD_part + (size_t)b * D;
         for (int c = NC - 1; c >= 0; c--) {
             int t0 = c * K, t1 = t0 + K < L ? t0 + K : L;
@@ -224,7 +226,8 @@ int nssm_selective_scan_backward(real *du, real *ddelta, real *dA, real *dBm, re
                 const real *hp = t == t0 ? h0 : hs + (size_t)(t - t0 - 1) * DN;
                 real *ht = hs + (size_t)(t - t0) * DN, *at = as + (size_t)(t - t0) * DN;
                 const real *u_bt = u + bt * D;
-                const real *dl_bt = act_row(dlrow, NULL, delta + bt * D, act, D);
+                const real *dl_bt = act_row(dlrows + (size_t)(t - t0) * D,
+                                            slopes + (size_t)(t - t0) * D, delta + bt * D, act, D);
                 for (int n = 0; n < N; n++) {
                     const real Bn = Bm[bt * N + n], *A_n = At + (size_t)n * D;
                     const real *hp_n = hp + (size_t)n * D;
@@ -244,7 +247,8 @@ int nssm_selective_scan_backward(real *du, real *ddelta, real *dA, real *dBm, re
                 const real *hp = t == t0 ? h0 : hs + (size_t)(t - t0 - 1) * DN;
                 const real *ht = hs + (size_t)(t - t0) * DN;
                 const real *u_bt = u + bt * D;
-                const real *dl_bt = act_row(dlrow, slope, delta + bt * D, act, D);
+                const real *dl_bt = act ? dlrows + (size_t)(t - t0) * D : delta + bt * D;
+                const real *slope = slopes + (size_t)(t - t0) * D;
                 for (int d = 0; d < D; d++) {
                     real g = dy[bt * D + d];
                     if (z) {
