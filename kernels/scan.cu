@@ -172,6 +172,14 @@ __device__ __forceinline__ void cp_wait()
     asm volatile("cp.async.wait_group %0;\n" ::"n"(P) : "memory");
 }
 
+/* a 16-byte copy known to be in bounds: no source-size operand to compute or pass */
+__device__ __forceinline__ void cp16_full(void *smem, const void *gmem)
+{
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(
+                     (unsigned)__cvta_generic_to_shared(smem)),
+                 "l"(gmem)
+                 : "memory");
+}
 __device__ __forceinline__ void cp16(void *smem, const void *gmem, bool ok)
 {
     const unsigned s = (unsigned)__cvta_generic_to_shared(smem);
@@ -302,6 +310,7 @@ scan_forward_kernel(T *__restrict__ y, float *__restrict__ hchk, const T *__rest
     const int b = blockIdx.y;
     const int d0 = blockIdx.x * 32, d = d0 + lane;
     const bool dok = d < D;
+    const bool dfull = D - d0 >= 32; /* all 32 channels of the block exist */
     const int dc = dok ? d : D - 1;
     const int n0 = q * S;
     const int NC = (L + CHUNK - 1) / CHUNK;
@@ -368,6 +377,35 @@ scan_forward_kernel(T *__restrict__ y, float *__restrict__ hchk, const T *__rest
                 const size_t off = ((size_t)b * L + t0) * D + d0, offn = ((size_t)b * L + t0) * N;
                 const int rv = min(TILE, L - t0);
                 const T *srcs[3] = {u + off, delta + off, quiet_k ? nullptr : z ? z + off : nullptr};
+                const T *bsrc[2] = {Bm + offn, quiet_k ? nullptr : Cm + offn};
+                if constexpr (NT != 0) {
+                    /* the common case, every step and channel of the tile in bounds: with the
+                     * block size known at compile time each thread's copies are a fixed list,
+                     * with no job test, no bounds test and no source size */
+                    if (rv == TILE && dfull) {
+                        constexpr int NTHR = 32 * (NT / S), RE = TILE * CPR, BE = TILE * NT / EPC;
+#pragma unroll
+                        for (int a = 0; a < 3; a++) {
+                            if (!srcs[a])
+                                continue;
+#pragma unroll
+                            for (int m = 0; m < (RE + NTHR - 1) / NTHR; m++)
+                                if (RE % NTHR == 0 || rin[m])
+                                    cp16_full(st + a * TILE * 32 + rsm[m], srcs[a] + roff[m]);
+                        }
+#pragma unroll
+                        for (int a = 0; a < 2; a++) {
+                            if (!bsrc[a])
+                                continue;
+#pragma unroll
+                            for (int m = 0; m < (BE + NTHR - 1) / NTHR; m++)
+                                if (BE % NTHR == 0 || bok[m])
+                                    cp16_full(st + 3 * TILE * 32 + a * TILE * N + boff[m], bsrc[a] + boff[m]);
+                        }
+                        cp_commit();
+                        return;
+                    }
+                }
 #pragma unroll
                 for (int a = 0; a < 3; a++) {
                     if (!srcs[a])
@@ -379,7 +417,6 @@ scan_forward_kernel(T *__restrict__ y, float *__restrict__ hchk, const T *__rest
                             cp16(st + a * TILE * 32 + rsm[m], ok ? srcs[a] + roff[m] : srcs[a], ok);
                         }
                 }
-                const T *bsrc[2] = {Bm + offn, quiet_k ? nullptr : Cm + offn};
 #pragma unroll
                 for (int a = 0; a < 2; a++) {
                     if (!bsrc[a])
