@@ -381,7 +381,10 @@ scan_forward_kernel(T *__restrict__ y, float *__restrict__ hchk, const T *__rest
                 if constexpr (NT != 0) {
                     /* the common case, every step and channel of the tile in bounds: with the
                      * block size known at compile time each thread's copies are a fixed list,
-                     * with no job test, no bounds test and no source size */
+                     * with no job test, no bounds test and no source size. The predicated
+                     * form below issues about 12 instructions a copy; this path made the
+                     * forward 11-13 % faster (kernels/README.md, "What was tried", row 7).
+                     * The same copies follow act_own's element map (e = tid + m * NTHR). */
                     if (rv == TILE && dfull) {
                         constexpr int NTHR = 32 * (NT / S), RE = TILE * CPR, BE = TILE * NT / EPC;
 #pragma unroll
