@@ -47,7 +47,7 @@ int kern_ctx_set_scan_states(kern_ctx *ctx, int S, kern_error *err);
 /* Tests and benchmarks: scan kernel variants, a set of the flags below (0 = the baseline
  * kernels; a new context has KERN_SCAN_AUTO). Each flag picks an alternative kernel for one pass; the
  * results are the same to float32 rounding. See kernels/README.md. */
-#define KERN_SCAN_FWD_TILE32 1 /* forward: 32-step tiles (half the barriers per step) */
+#define KERN_SCAN_FWD_TILE64 1 /* forward: 64-step tiles (a quarter of the barriers per step) */
 #define KERN_SCAN_BWD_LEAN 2   /* backward: 4 barriers per 8-step sub-tile, fewer FLOPs */
 #define KERN_SCAN_FWD_FMA 4    /* forward: C.h as one FMA chain (S-1 fewer instructions) */
 #define KERN_SCAN_FWD_SPLIT2 8 /* forward, float32: two blocks per sequence (time halves),
@@ -56,7 +56,7 @@ int kern_ctx_set_scan_states(kern_ctx *ctx, int S, kern_error *err);
                                   backward lean; forward FMA chain, plus 32-step tiles when
                                   the grid is small (measured on an H100, kernels/README.md) */
 #define KERN_SCAN_VARIANTS_ALL                                                              \
-    (KERN_SCAN_FWD_TILE32 | KERN_SCAN_BWD_LEAN | KERN_SCAN_FWD_FMA | KERN_SCAN_FWD_SPLIT2 | \
+    (KERN_SCAN_FWD_TILE64 | KERN_SCAN_BWD_LEAN | KERN_SCAN_FWD_FMA | KERN_SCAN_FWD_SPLIT2 | \
      KERN_SCAN_AUTO)
 int kern_ctx_set_scan_variant(kern_ctx *ctx, int flags, kern_error *err);
 /* Device workspace of at least `bytes`, owned by the context (grown on demand). */

@@ -35,6 +35,7 @@ namespace {
 
 constexpr float LOG2E = 1.4426950408889634f;
 constexpr int FWD_TILE = 16;                 /* steps between two y reductions */
+constexpr int FWD_LONG = 64;                 /* the same with KERN_SCAN_FWD_TILE64 */
 constexpr int SUB = 8;                       /* backward sub-tile (steps held in registers) */
 constexpr int CHUNK = KERN_SCAN_CHUNK;       /* steps between two saved states */
 constexpr int NSUB = CHUNK / SUB;
@@ -268,8 +269,7 @@ __host__ __device__ constexpr size_t align16(size_t bytes) { return (bytes + 15)
 constexpr int FWD_STAGES = 3;
 
 __host__ __device__ constexpr size_t fwd_stage_elems(int N, int tile) { return 3 * (size_t)tile * 32 + 2 * (size_t)tile * N; }
-/* 32-step tiles take two stages: the copies still run 32 steps ahead, as with three 16-step
- * stages, in 4/3 of the shared memory instead of 2x */
+/* long tiles take two stages: the copies run a whole tile ahead */
 __host__ __device__ constexpr int fwd_stages(int tile) { return tile == FWD_TILE ? FWD_STAGES : 2; }
 template <typename T>
 __host__ __device__ constexpr size_t fwd_smem_bytes(int N, int K, int tile)
@@ -279,11 +279,13 @@ __host__ __device__ constexpr size_t fwd_smem_bytes(int N, int K, int tile)
 
 /* Variants (kernels/internal.h flags, chosen by the host):
  * TILE: steps between two y reductions (two barriers each). FWD_TILE (16) is the default;
- * 32 is KERN_SCAN_FWD_TILE32: half the barriers and per-tile work per step, twice the
- * shared memory in two stages; with VEC it needs 64 to 256 threads (MJ below). Bounds
- * (256, 2): with no minimum ptxas 13.0 held the 32-step tile to 64 registers and spilled
- * at S=8; with 1 it took up to 251 (SPLIT), too many for the 4 blocks an SM that SPLIT
- * needs at B=4 D=2048; with 2 (<= 128) none spills. The default tile keeps its bounds
+ * FWD_LONG (64) is KERN_SCAN_FWD_TILE64: a quarter of the barriers and per-tile work per
+ * step, in two stages of 4x the shared memory; with VEC it needs 64 to 256 threads (MJ
+ * below). Long tiles also issue each step's exp(delta A) AHEAD steps before its
+ * recurrence, one step at a time, instead of a group's exps in a burst (see the loop).
+ * Bounds (256, 2): with no minimum ptxas 13.0 held a 32-step tile to 64 registers and
+ * spilled at S=8; with 1 it took up to 251 (SPLIT), too many for the 4 blocks an SM that
+ * SPLIT needs at B=4 D=2048; with 2 (<= 128) none spills. The default tile keeps its bounds
  * (512; a 0 minimum is the same as none: the same registers as before the variants).
  * FMA_CHAIN (KERN_SCAN_FWD_FMA): each thread's part of C_t . h_t as one chain of S FMAs
  * instead of S products and a pairwise tree of S-1 adds (S-1 fewer instructions a step;
@@ -346,10 +348,10 @@ scan_forward_kernel(T *__restrict__ y, float *__restrict__ hchk, const T *__rest
 
     /* VEC: this thread's 16-byte copies of a tile, worked out once: row job m copies
      * chunk e = tid + m*blockDim of every row array (row e / CPR, column (e % CPR) * EPC),
-     * bc job m chunk e of B and C. At most 4 of each (TILE 16: >= 32 threads; TILE 32:
-     * >= 64 threads, which the host checks before choosing it). */
+     * bc job m chunk e of B and C. At most 4 of each with TILE 16 (>= 32 threads), 8 with
+     * FWD_LONG (>= 64 threads, which the host checks before choosing it). */
     static_assert(CHUNK % TILE == 0, "a chunk must hold whole tiles");
-    constexpr int EPC = 16 / sizeof(T), CPR = 32 / EPC, MJ = 4;
+    constexpr int EPC = 16 / sizeof(T), CPR = 32 / EPC, MJ = TILE > 32 ? 8 : 4;
     int roff[MJ], rsm[MJ], rrow[MJ], boff[MJ], brow[MJ];
     bool rin[MJ], rok[MJ], bok[MJ];
     if constexpr (VEC) {
@@ -505,49 +507,76 @@ scan_forward_kernel(T *__restrict__ y, float *__restrict__ hchk, const T *__rest
             for (int s = 0; s < S; s++)
                 hc[(size_t)s * D] = h[s];
         }
-        /* G steps at a time: first their exp(delta A) (independent MUFU work the scheduler
-         * can overlap), then the recurrence, whose only serial dependency is one FFMA. */
-        constexpr int G = S >= 16 ? 2 : S >= 8 ? 4 : 8;
+        /* One step of the recurrence from its exp(delta A) E and delta dt; this thread's part
+         * of C_t . h_t goes to ypart. */
+        auto step = [&](int ii, const float (&E)[S], float dt) {
+            const float dtu = dt * rdf(su + ii * 32 + lane);
+            float bv[S];
+            ldsm<S>(bv, sB + ii * N + n0);
 #pragma unroll
-        for (int i0 = 0; i0 < TILE; i0 += G) {
-            float E[G][S], dts[G];
+            for (int s = 0; s < S; s++)
+                h[s] = fmaf(E[s], h[s], dtu * bv[s]);
+            if constexpr (!STATES_ONLY) {
+                float cv[S];
+                ldsm<S>(cv, sC + ii * N + n0);
+                float part[S];
+                if constexpr (FMA_CHAIN) {
+                    part[0] = cv[0] * h[0];
 #pragma unroll
-            for (int i = 0; i < G; i++) {
-                dts[i] = rdf(sdt + (i0 + i) * 32 + lane);
+                    for (int s = 1; s < S; s++)
+                        part[0] = fmaf(cv[s], h[s], part[0]);
+                } else {
 #pragma unroll
-                for (int s = 0; s < S; s++)
-                    E[i][s] = ex2(dts[i] * a2[s]);
-            }
+                    for (int s = 0; s < S; s++)
+                        part[s] = cv[s] * h[s];
 #pragma unroll
-            for (int i = 0; i < G; i++) {
-                const int ii = i0 + i;
-                const float dtu = dts[i] * rdf(su + ii * 32 + lane);
-                float bv[S];
-                ldsm<S>(bv, sB + ii * N + n0);
+                    for (int w = 1; w < S; w *= 2) /* pairwise sum: a short dependency chain */
 #pragma unroll
-                for (int s = 0; s < S; s++)
-                    h[s] = fmaf(E[i][s], h[s], dtu * bv[s]);
-                if constexpr (!STATES_ONLY) {
-                    float cv[S];
-                    ldsm<S>(cv, sC + ii * N + n0);
-                    float part[S];
-                    if constexpr (FMA_CHAIN) {
-                        part[0] = cv[0] * h[0];
-#pragma unroll
-                        for (int s = 1; s < S; s++)
-                            part[0] = fmaf(cv[s], h[s], part[0]);
-                    } else {
-#pragma unroll
-                        for (int s = 0; s < S; s++)
-                            part[s] = cv[s] * h[s];
-#pragma unroll
-                        for (int w = 1; w < S; w *= 2) /* pairwise sum: a short dependency chain */
-#pragma unroll
-                            for (int s = 0; s + w < S; s += 2 * w)
-                                part[s] += part[s + w];
-                    }
-                    ypart[(q * TILE + ii) * 32 + lane] = part[0];
+                        for (int s = 0; s + w < S; s += 2 * w)
+                            part[s] += part[s + w];
                 }
+                ypart[(q * TILE + ii) * 32 + lane] = part[0];
+            }
+        };
+        if constexpr (TILE == FWD_LONG) {
+            /* Each step's exps are issued AHEAD steps before its recurrence, one step's at a
+             * time. The MUFU unit takes a warp's ex2 in 8 cycles of its scheduler, about the
+             * time the rest of a state-step takes to issue; in bursts (a group's exps, then
+             * its recurrence, below) the few warps of a small grid, kept in step by the
+             * barriers, all wait on the MUFU queue at once and then leave it idle. Spread
+             * out: B=4 D=2048 0.52 against 0.54 ms; at B=16 D=1536 (S=8, 16-step tiles)
+             * the same was 3 % slower than the groups, which stay there. */
+            constexpr int AHEAD = 4;
+            float E[TILE][S], dts[TILE]; /* all indices compile-time: registers, live AHEAD steps */
+#pragma unroll
+            for (int ii = 0; ii < TILE + AHEAD; ii++) {
+                if (ii < TILE) {
+                    dts[ii] = rdf(sdt + ii * 32 + lane);
+#pragma unroll
+                    for (int s = 0; s < S; s++)
+                        E[ii][s] = ex2(dts[ii] * a2[s]);
+                }
+                if (ii >= AHEAD)
+                    step(ii - AHEAD, E[ii - AHEAD], dts[ii - AHEAD]);
+            }
+        } else {
+            /* G steps at a time: first their exp(delta A) (independent MUFU work the
+             * scheduler can overlap), then the recurrence, whose only serial dependency is
+             * one FFMA. */
+            constexpr int G = S >= 16 ? 2 : S >= 8 ? 4 : 8;
+#pragma unroll
+            for (int i0 = 0; i0 < TILE; i0 += G) {
+                float E[G][S], dts[G];
+#pragma unroll
+                for (int i = 0; i < G; i++) {
+                    dts[i] = rdf(sdt + (i0 + i) * 32 + lane);
+#pragma unroll
+                    for (int s = 0; s < S; s++)
+                        E[i][s] = ex2(dts[i] * a2[s]);
+                }
+#pragma unroll
+                for (int i = 0; i < G; i++)
+                    step(i0 + i, E[i], dts[i]);
             }
         }
         if constexpr (!STATES_ONLY) {
@@ -1288,32 +1317,33 @@ int launch_forward_tiled(kern_ctx *ctx, bool vec, dim3 grid, dim3 block, T *y, f
                                     y, hchk, u, delta, act, A, Bm, Cm, Dskip, z, L, D, N, err);
 }
 
-/* The instantiations the flags can reach: tile32 and the FMA chain in any combination;
+/* The instantiations the flags can reach: tile64 and the FMA chain in any combination;
  * SPLIT (float32 only, to bound the number of kernels) always with the FMA chain. */
 template <typename T, int S>
-int launch_forward_variant(kern_ctx *ctx, bool tile32, bool chain, bool split, bool vec,
+int launch_forward_variant(kern_ctx *ctx, bool tile64, bool chain, bool split, bool vec,
                            dim3 grid, dim3 block, T *y, float *hchk, const T *u, const T *delta, dact act,
                            const float *A, const T *Bm, const T *Cm, const float *Dskip,
                            const T *z, int L, int D, int N, kern_error *err)
 {
     if constexpr (std::is_same<T, float>::value) {
-        if (split && tile32)
-            return launch_forward_tiled<T, S, 32, true, true>(ctx, vec, grid, block, y, hchk, u, delta, act, A, Bm, Cm, Dskip, z, L, D, N, err);
+        if (split && tile64)
+            return launch_forward_tiled<T, S, FWD_LONG, true, true>(ctx, vec, grid, block, y, hchk, u, delta, act, A, Bm, Cm, Dskip, z, L, D, N, err);
         if (split)
             return launch_forward_tiled<T, S, FWD_TILE, true, true>(ctx, vec, grid, block, y, hchk, u, delta, act, A, Bm, Cm, Dskip, z, L, D, N, err);
     }
-    if (tile32 && chain)
-        return launch_forward_tiled<T, S, 32, true, false>(ctx, vec, grid, block, y, hchk, u, delta, act, A, Bm, Cm, Dskip, z, L, D, N, err);
-    if (tile32)
-        return launch_forward_tiled<T, S, 32, false, false>(ctx, vec, grid, block, y, hchk, u, delta, act, A, Bm, Cm, Dskip, z, L, D, N, err);
+    if (tile64 && chain)
+        return launch_forward_tiled<T, S, FWD_LONG, true, false>(ctx, vec, grid, block, y, hchk, u, delta, act, A, Bm, Cm, Dskip, z, L, D, N, err);
+    if (tile64)
+        return launch_forward_tiled<T, S, FWD_LONG, false, false>(ctx, vec, grid, block, y, hchk, u, delta, act, A, Bm, Cm, Dskip, z, L, D, N, err);
     return launch_forward_tiled<T, S, FWD_TILE, true, false>(ctx, vec, grid, block, y, hchk, u, delta, act, A, Bm, Cm, Dskip, z, L, D, N, err);
 }
 
 /* The variant flags for one call: KERN_SCAN_AUTO resolves by shape. Measured on an H100
  * (kernels/README.md): the lean backward wins at both benchmark sizes; the forward's FMA
  * chain wins with many blocks (B16 D1536: 69 % of copy bandwidth against 66 %), and with
- * few blocks (B4 D2048: 256 blocks on 132 SMs) 32-step tiles with the chain do (55 % against
- * 46 %), while the tiles lose with many blocks (fewer blocks fit an SM). */
+ * few blocks (B4 D2048: 256 blocks on 132 SMs) long tiles with the chain do (32-step tiles
+ * then: 55 % against 46 %; 64-step tiles with the exps spread out: 69 %), while long tiles
+ * lose with many blocks (fewer blocks fit an SM). */
 static int scan_flags(const kern_ctx *ctx, int B, int D)
 {
     int flags = ctx->scan_variant;
@@ -1321,7 +1351,7 @@ static int scan_flags(const kern_ctx *ctx, int B, int D)
         return flags;
     flags = KERN_SCAN_BWD_LEAN | KERN_SCAN_FWD_FMA;
     if ((long)B * ((D + 31) / 32) < 4L * ctx->sm_count)
-        flags |= KERN_SCAN_FWD_TILE32;
+        flags |= KERN_SCAN_FWD_TILE64;
     return flags;
 }
 
@@ -1348,20 +1378,22 @@ int launch_forward(kern_ctx *ctx, T *y, float *hchk, const T *u, const T *delta,
                                         fwd_smem_bytes<T>(N, K, FWD_TILE), grid, block, y, hchk,
                                         u, delta, act, A, Bm, Cm, Dskip, z, L, D, N, err);
     }
-    /* the variants: tile32 needs 64 to 256 threads with VEC, 256 at most without (see the
-     * kernel); elsewhere its flag falls back to 16-step tiles */
+    /* the variants: tile64 needs 64 to 256 threads with VEC, 256 at most without (see the
+     * kernel), and its shared memory (4x the default tile's stages); elsewhere its flag
+     * falls back to 16-step tiles */
     const int flags = scan_flags(ctx, B, D);
-    const bool tile32 = (flags & KERN_SCAN_FWD_TILE32) && K <= 8 && (!vec || K >= 2);
+    const bool tile64 = (flags & KERN_SCAN_FWD_TILE64) && K <= 8 && (!vec || K >= 2) &&
+                        fwd_smem_bytes<T>(N, K, FWD_LONG) <= ctx->smem_optin;
     const bool chain = flags & KERN_SCAN_FWD_FMA;
     const bool split = (flags & KERN_SCAN_FWD_SPLIT2) && std::is_same<T, float>::value;
-    /* the delta activation is built into the FMA-chain kernels only (16- or 32-step tiles as
+    /* the delta activation is built into the FMA-chain kernels only (16- or 64-step tiles as
      * the flags say; not split), to bound the number of kernels */
     if constexpr (std::is_same<T, float>::value)
         if (act_on)
-            return tile32 ? launch_forward_tiled<T, S, 32, true, false, true>(ctx, vec, grid, block, y, hchk, u, delta, act, A, Bm, Cm, Dskip, z, L, D, N, err)
+            return tile64 ? launch_forward_tiled<T, S, FWD_LONG, true, false, true>(ctx, vec, grid, block, y, hchk, u, delta, act, A, Bm, Cm, Dskip, z, L, D, N, err)
                           : launch_forward_tiled<T, S, FWD_TILE, true, false, true>(ctx, vec, grid, block, y, hchk, u, delta, act, A, Bm, Cm, Dskip, z, L, D, N, err);
-    if (tile32 || chain || split)
-        return launch_forward_variant<T, S>(ctx, tile32, chain, split, vec, grid, block, y,
+    if (tile64 || chain || split)
+        return launch_forward_variant<T, S>(ctx, tile64, chain, split, vec, grid, block, y,
                                             hchk, u, delta, act, A, Bm, Cm, Dskip, z, L, D, N, err);
     auto kernel = vec && N == 16 ? scan_forward_kernel<T, S, false, true, 16>
                 : vec            ? scan_forward_kernel<T, S, false, true, 0>

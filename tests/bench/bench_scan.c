@@ -10,12 +10,14 @@
  * Not a test: it checks nothing but that every call succeeded. Exits 0 without a GPU.
  *
  * Every case is timed with the default kernels and with the variants (KERN_SCAN_* flags of
- * kernels/internal.h): forward tile32+fma, split2 and backward lean over the states-per-thread
- * sweep, each forward flag alone and split2+tile32 at the library's choice of S.
+ * kernels/internal.h): forward tile64+fma, split2 and backward lean over the states-per-thread
+ * sweep, each forward flag alone and split2+tile64 at the library's choice of S.
  *
- * Usage: bench_scan [--quick | --profile | --case B L D N]   (--quick: one small case, for
- *        sanitizer runs; --profile: one forward and one backward per case, for Nsight
- *        Compute; --case: the sweep and table at one shape, e.g. a training batch's)
+ * Usage: bench_scan [--quick | --profile | --case B L D N | --auto B L D N]   (--quick: one
+ *        small case, for sanitizer runs; --profile: one forward and one backward per case,
+ *        for Nsight Compute; --case: the sweep and table at one shape, e.g. a training
+ *        batch's; --auto: the library's choice alone at one shape, forward and backward,
+ *        20 timings each: a quick comparison of two builds)
  * Env: SSMD_BENCH_PYTHON (default python3) runs the PyTorch peer; "none" skips it.
  *      SSMD_BENCH_SCAN_VARIANT (--profile only): the KERN_SCAN_* flags to profile (default 0).
  */
@@ -91,8 +93,10 @@ static int cmp_float(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
-/* Median of `reps` timed calls of fn(arg) on the context's stream, after 2 warm-ups. */
+/* Median of `reps` timed calls of fn(arg) on the context's stream, after 2 warm-ups; the
+ * fastest of them goes to last_min_ms. */
 typedef int (*bench_fn)(kern_ctx *ctx, void *arg);
+static float last_min_ms;
 static float time_ms(kern_ctx *ctx, bench_fn fn, void *arg, int reps)
 {
     cudaStream_t st = (cudaStream_t)kern_ctx_stream(ctx);
@@ -114,6 +118,7 @@ static float time_ms(kern_ctx *ctx, bench_fn fn, void *arg, int reps)
     CU(cudaEventDestroy(a));
     CU(cudaEventDestroy(b));
     qsort(t, reps, sizeof t[0], cmp_float);
+    last_min_ms = t[0];
     return t[reps / 2];
 }
 
@@ -219,7 +224,16 @@ static void run_torch(int B, int L, int D, int N, torch_res *t)
         snprintf(t->note, sizeof t->note, "PyTorch script exited with status %d", rc);
 }
 
+static void free_bufs(kern_ctx *ctx, scan_bufs *s)
+{
+    void *all[] = {s->u, s->delta, s->z, s->dy, s->Bm, s->Cm, s->Dskip, s->A, s->y, s->du,
+                   s->ddelta, s->dz, s->dBm, s->dCm, s->dA, s->dDskip, s->hchk};
+    for (size_t k = 0; k < sizeof all / sizeof all[0]; k++)
+        kern_free(ctx, all[k]);
+}
+
 static int profile_mode; /* --profile: one forward and one backward per case, for ncu */
+static int auto_mode;    /* --auto: the library's choice alone */
 
 static void bench_case(kern_ctx *ctx, int B, int L, int D, int N, int reps, int with_torch,
                        char *summary, size_t summary_len)
@@ -258,6 +272,19 @@ static void bench_case(kern_ctx *ctx, int B, int L, int D, int N, int reps, int 
     const double hchk_bytes = (double)nh * 4;
     const double bwd_bytes = 4 * BLD * e + 2 * BLN * e + small_in + 3 * BLD * e + 2 * BLN * 4 + small_out;
 
+    if (auto_mode) { /* the library's choice alone: min and median of 20 */
+        const double gb = copy_gbs * 1e9;
+        s.use_hchk = 0;
+        const float tf = time_ms(ctx, run_fwd, &s, 20), tf_min = last_min_ms;
+        s.use_hchk = 1;
+        const float tfh = time_ms(ctx, run_fwd, &s, 20);
+        const float tb = time_ms(ctx, run_bwd, &s, 20), tb_min = last_min_ms;
+        printf("  auto fwd %.4f ms (min %.4f) %.1f%%  fwd+hchk %.4f ms  bwd %.4f ms (min %.4f) %.1f%%\n",
+               tf, tf_min, 100 * fwd_bytes / (tf * 1e-3) / gb, tfh, tb, tb_min,
+               100 * bwd_bytes / (tb * 1e-3) / gb);
+        free_bufs(ctx, &s);
+        return;
+    }
     if (profile_mode) { /* SSMD_BENCH_SCAN_VARIANT: KERN_SCAN_* flags for these runs */
         const char *v = getenv("SSMD_BENCH_SCAN_VARIANT");
         OK(kern_ctx_set_scan_variant(ctx, v ? atoi(v) : 0, &err));
@@ -268,7 +295,7 @@ static void bench_case(kern_ctx *ctx, int B, int L, int D, int N, int reps, int 
     }
     /* states per thread: the library's choice (0) and each fixed value; at each, the
      * default kernels and the variants (KERN_SCAN_* flags, kernels/README.md): forward
-     * tile32+fma and split2 (with its FMA chain), backward lean */
+     * tile64+fma and split2 (with its FMA chain), backward lean */
     enum { V_T32FMA, V_SPLIT, V_LEAN, NV };
     const int Ss[] = {0, 1, 2, 4, 8, 16};
     float best_f = 1e30f, best_b = 1e30f, best_v[NV];
@@ -292,7 +319,7 @@ static void bench_case(kern_ctx *ctx, int B, int L, int D, int N, int reps, int 
         const float tb = Ss[k] <= 8 ? time_ms(ctx, run_bwd, &s, reps) : NAN; /* bwd: S <= 8 */
         float tv[NV];
         s.use_hchk = 0;
-        OK(kern_ctx_set_scan_variant(ctx, KERN_SCAN_FWD_TILE32 | KERN_SCAN_FWD_FMA, &err));
+        OK(kern_ctx_set_scan_variant(ctx, KERN_SCAN_FWD_TILE64 | KERN_SCAN_FWD_FMA, &err));
         tv[V_T32FMA] = time_ms(ctx, run_fwd, &s, reps);
         OK(kern_ctx_set_scan_variant(ctx, KERN_SCAN_FWD_SPLIT2, &err));
         tv[V_SPLIT] = time_ms(ctx, run_fwd, &s, reps);
@@ -300,7 +327,7 @@ static void bench_case(kern_ctx *ctx, int B, int L, int D, int N, int reps, int 
         OK(kern_ctx_set_scan_variant(ctx, KERN_SCAN_BWD_LEAN, &err));
         tv[V_LEAN] = Ss[k] <= 8 ? time_ms(ctx, run_bwd, &s, reps) : NAN;
         OK(kern_ctx_set_scan_variant(ctx, 0, &err));
-        printf("    S=%-2d fwd %.4f  fwd+hchk %.4f  bwd %.4f | fwd tile32+fma %.4f  split2 %.4f  bwd lean %.4f ms\n",
+        printf("    S=%-2d fwd %.4f  fwd+hchk %.4f  bwd %.4f | fwd tile64+fma %.4f  split2 %.4f  bwd lean %.4f ms\n",
                Ss[k], tf, tfh, tb, tv[V_T32FMA], tv[V_SPLIT], tv[V_LEAN]);
         if (Ss[k] == 0) {
             auto_f = tf;
@@ -320,11 +347,11 @@ static void bench_case(kern_ctx *ctx, int B, int L, int D, int N, int reps, int 
     auto_bn = time_ms(ctx, run_bwd, &s, reps);
     OK(kern_ctx_set_scan_variant(ctx, KERN_SCAN_BWD_LEAN, &err));
     const float auto_lean_n = time_ms(ctx, run_bwd, &s, reps);
-    OK(kern_ctx_set_scan_variant(ctx, KERN_SCAN_FWD_TILE32, &err));
+    OK(kern_ctx_set_scan_variant(ctx, KERN_SCAN_FWD_TILE64, &err));
     const float auto_t32 = time_ms(ctx, run_fwd, &s, reps);
     OK(kern_ctx_set_scan_variant(ctx, KERN_SCAN_FWD_FMA, &err));
     const float auto_fma = time_ms(ctx, run_fwd, &s, reps);
-    OK(kern_ctx_set_scan_variant(ctx, KERN_SCAN_FWD_SPLIT2 | KERN_SCAN_FWD_TILE32, &err));
+    OK(kern_ctx_set_scan_variant(ctx, KERN_SCAN_FWD_SPLIT2 | KERN_SCAN_FWD_TILE64, &err));
     const float auto_split_t32 = time_ms(ctx, run_fwd, &s, reps);
     s.use_hchk = 1;
     OK(kern_ctx_set_scan_variant(ctx, KERN_SCAN_FWD_SPLIT2, &err));
@@ -358,13 +385,13 @@ static void bench_case(kern_ctx *ctx, int B, int L, int D, int N, int reps, int 
     snprintf(nm, sizeof nm, "B%d D%d L%d DEFAULT bwd f32 (from hchk)", B, D, L);
     add_row(nm, def_b, bwd_bytes + hchk_bytes, 0);
     /* the variants */
-    snprintf(nm, sizeof nm, "B%d D%d L%d fwd f32 tile32", B, D, L);
+    snprintf(nm, sizeof nm, "B%d D%d L%d fwd f32 tile64", B, D, L);
     add_row(nm, auto_t32, fwd_bytes, 0);
     snprintf(nm, sizeof nm, "B%d D%d L%d fwd f32 fma", B, D, L);
     add_row(nm, auto_fma, fwd_bytes, 0);
-    snprintf(nm, sizeof nm, "B%d D%d L%d fwd f32 tile32+fma", B, D, L);
+    snprintf(nm, sizeof nm, "B%d D%d L%d fwd f32 tile64+fma", B, D, L);
     add_row(nm, auto_v[V_T32FMA], fwd_bytes, 0);
-    snprintf(nm, sizeof nm, "B%d D%d L%d fwd f32 tile32+fma best S", B, D, L);
+    snprintf(nm, sizeof nm, "B%d D%d L%d fwd f32 tile64+fma best S", B, D, L);
     add_row(nm, best_v[V_T32FMA], fwd_bytes, best_vS[V_T32FMA]);
     snprintf(nm, sizeof nm, "B%d D%d L%d fwd f32 split2", B, D, L);
     add_row(nm, auto_v[V_SPLIT], fwd_bytes, 0);
@@ -372,7 +399,7 @@ static void bench_case(kern_ctx *ctx, int B, int L, int D, int N, int reps, int 
     add_row(nm, auto_split_h, fwd_bytes + hchk_bytes, 0);
     snprintf(nm, sizeof nm, "B%d D%d L%d fwd f32 split2 best S", B, D, L);
     add_row(nm, best_v[V_SPLIT], fwd_bytes, best_vS[V_SPLIT]);
-    snprintf(nm, sizeof nm, "B%d D%d L%d fwd f32 split2+tile32", B, D, L);
+    snprintf(nm, sizeof nm, "B%d D%d L%d fwd f32 split2+tile64", B, D, L);
     add_row(nm, auto_split_t32, fwd_bytes, 0);
     snprintf(nm, sizeof nm, "B%d D%d L%d bwd f32 lean (from hchk)", B, D, L);
     add_row(nm, auto_v[V_LEAN], bwd_bytes + hchk_bytes, 0);
@@ -401,11 +428,11 @@ static void bench_case(kern_ctx *ctx, int B, int L, int D, int N, int reps, int 
         const double bwd16_bytes = (4 * BLD + 3 * BLD + 2 * BLN) * 2.0 + 2 * BLN * 4 + small_in + small_out + hchk_bytes;
         snprintf(nm, sizeof nm, "B%d D%d L%d bwd bf16 (from hchk)", B, D, L);
         add_row(nm, tb, bwd16_bytes, 0);
-        OK(kern_ctx_set_scan_variant(ctx, KERN_SCAN_FWD_TILE32 | KERN_SCAN_FWD_FMA | KERN_SCAN_BWD_LEAN, &err));
+        OK(kern_ctx_set_scan_variant(ctx, KERN_SCAN_FWD_TILE64 | KERN_SCAN_FWD_FMA | KERN_SCAN_BWD_LEAN, &err));
         const float tvf = time_ms(ctx, run_fwd, &h, reps);
         const float tvb = time_ms(ctx, run_bwd, &h, reps);
         OK(kern_ctx_set_scan_variant(ctx, 0, &err));
-        snprintf(nm, sizeof nm, "B%d D%d L%d fwd bf16 tile32+fma", B, D, L);
+        snprintf(nm, sizeof nm, "B%d D%d L%d fwd bf16 tile64+fma", B, D, L);
         add_row(nm, tvf, fwd_bytes / 2, 0);
         snprintf(nm, sizeof nm, "B%d D%d L%d bwd bf16 lean (from hchk)", B, D, L);
         add_row(nm, tvb, bwd16_bytes, 0);
@@ -413,11 +440,7 @@ static void bench_case(kern_ctx *ctx, int B, int L, int D, int N, int reps, int 
             kern_free(ctx, *dst[k]);
     }
     OK(kern_sync(ctx, &err));
-
-    void *all[] = {s.u, s.delta, s.z, s.dy, s.Bm, s.Cm, s.Dskip, s.A, s.y, s.du, s.ddelta,
-                   s.dz, s.dBm, s.dCm, s.dA, s.dDskip, s.hchk};
-    for (size_t k = 0; k < sizeof all / sizeof all[0]; k++)
-        kern_free(ctx, all[k]);
+    free_bufs(ctx, &s);
 
     size_t used = strlen(summary);
     if (!with_torch) {
@@ -469,6 +492,13 @@ int main(int argc, char **argv)
     if (profile_mode) {
         bench_case(ctx, 16, 2048, 1536, 16, 1, 0, summary, sizeof summary);
         bench_case(ctx, 4, 8192, 2048, 16, 1, 0, summary, sizeof summary);
+        kern_ctx_destroy(ctx);
+        return 0;
+    }
+    if (argc > 5 && !strcmp(argv[1], "--auto")) {
+        auto_mode = 1;
+        bench_case(ctx, atoi(argv[2]), atoi(argv[3]), atoi(argv[4]), atoi(argv[5]), 20, 0,
+                   summary, sizeof summary);
         kern_ctx_destroy(ctx);
         return 0;
     }

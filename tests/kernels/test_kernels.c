@@ -632,13 +632,13 @@ static void test_scan_bf16(void **state)
         run_scan_case(&cases[i], 200 + i, 0);
 }
 
-/* The kernel variants (tile32, fma and split2 forward, lean backward: KERN_SCAN_* flags, see
+/* The kernel variants (tile64, fma and split2 forward, lean backward: KERN_SCAN_* flags, see
  * kernels/README.md) on the same kinds of shapes: tails in L (not a multiple of 8, 32 or 64)
  * and D (not a multiple of 32), every states-per-thread choice (S = N: one warp, where
- * tile32 falls back to 16-step tiles), both copy widths (D = 33: 4-byte copies), no hchk
+ * tile64 falls back to 16-step tiles), both copy widths (D = 33: 4-byte copies), no hchk
  * (the backward's own states pass), accumulate, N = 4, 8, 16, 32, bf16, the delta
  * activation. All flags together on every case (for float32 that is split2 with 32-step
- * tiles); on three, each flag alone and tile32+fma (what bench_scan times). */
+ * tiles); on three, each flag alone and tile64+fma (what bench_scan times). */
 static void test_scan_variants(void **state)
 {
     (void)state;
@@ -653,8 +653,8 @@ static void test_scan_variants(void **state)
         {2, 150, 40, 16, 1, 4, 1, 0, KERN_BF16, 0}, {2, 99, 64, 16, 0, 1, 0, 1, KERN_BF16, 0},
         {2, 130, 48, 16, 1, 4, 1, 0, KERN_F32, 1},
     };
-    const int variants[] = {KERN_SCAN_VARIANTS_ALL, KERN_SCAN_FWD_TILE32, KERN_SCAN_FWD_FMA,
-                            KERN_SCAN_FWD_TILE32 | KERN_SCAN_FWD_FMA, KERN_SCAN_FWD_SPLIT2,
+    const int variants[] = {KERN_SCAN_VARIANTS_ALL, KERN_SCAN_FWD_TILE64, KERN_SCAN_FWD_FMA,
+                            KERN_SCAN_FWD_TILE64 | KERN_SCAN_FWD_FMA, KERN_SCAN_FWD_SPLIT2,
                             KERN_SCAN_BWD_LEAN};
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         /* every case with all the variants; the two usual paths (16-byte copies with
