@@ -637,7 +637,7 @@ static void test_scan_bf16(void **state)
  * and D (not a multiple of 32), every states-per-thread choice (S = N: one warp, where
  * tile64 falls back to 16-step tiles), both copy widths (D = 33: 4-byte copies), no hchk
  * (the backward's own states pass), accumulate, N = 4, 8, 16, 32, bf16, the delta
- * activation. All flags together on every case (for float32 that is split2 with 32-step
+ * activation. All flags together on every case (for float32 that is split2 with 64-step
  * tiles); on three, each flag alone and tile64+fma (what bench_scan times). */
 static void test_scan_variants(void **state)
 {
