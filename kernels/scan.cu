@@ -507,28 +507,30 @@ scan_forward_kernel(T *__restrict__ y, float *__restrict__ hchk, const T *__rest
             for (int s = 0; s < S; s++)
                 hc[(size_t)s * D] = h[s];
         }
-        /* One step of the recurrence from its exp(delta A) E and delta dt; this thread's part
-         * of C_t . h_t goes to ypart. */
-        auto step = [&](int ii, const float (&E)[S], float dt) {
+        /* One step of the recurrence, from its exp(delta A) E and its delta dt. */
+        auto recur = [&](int ii, const float (&E)[S], float dt) {
             const float dtu = dt * rdf(su + ii * 32 + lane);
             float bv[S];
             ldsm<S>(bv, sB + ii * N + n0);
 #pragma unroll
             for (int s = 0; s < S; s++)
                 h[s] = fmaf(E[s], h[s], dtu * bv[s]);
+        };
+        /* This thread's part of C_t . h_t for step ii, from that step's state hh, to ypart. */
+        auto cpart = [&](int ii, const float (&hh)[S]) {
             if constexpr (!STATES_ONLY) {
                 float cv[S];
                 ldsm<S>(cv, sC + ii * N + n0);
                 float part[S];
                 if constexpr (FMA_CHAIN) {
-                    part[0] = cv[0] * h[0];
+                    part[0] = cv[0] * hh[0];
 #pragma unroll
                     for (int s = 1; s < S; s++)
-                        part[0] = fmaf(cv[s], h[s], part[0]);
+                        part[0] = fmaf(cv[s], hh[s], part[0]);
                 } else {
 #pragma unroll
                     for (int s = 0; s < S; s++)
-                        part[s] = cv[s] * h[s];
+                        part[s] = cv[s] * hh[s];
 #pragma unroll
                     for (int w = 1; w < S; w *= 2) /* pairwise sum: a short dependency chain */
 #pragma unroll
@@ -538,16 +540,24 @@ scan_forward_kernel(T *__restrict__ y, float *__restrict__ hchk, const T *__rest
                 ypart[(q * TILE + ii) * 32 + lane] = part[0];
             }
         };
-        if constexpr (TILE == FWD_LONG) {
-            /* Each step's exps are issued AHEAD steps before its recurrence, one step's at a
-             * time. The MUFU unit takes a warp's ex2 in 8 cycles of its scheduler, about the
-             * time the rest of a state-step takes to issue; in bursts (a group's exps, then
-             * its recurrence, below) the few warps of a small grid, kept in step by the
-             * barriers, all wait on the MUFU queue at once and then leave it idle. Spread
-             * out: B=4 D=2048 0.52 against 0.54 ms; at B=16 D=1536 (S=8, 16-step tiles)
-             * the same was 3 % slower than the groups, which stay there. */
+        if constexpr (TILE == FWD_LONG && S <= 8) {
+            /* The instruction stream is reordered for the few warps of a small grid (ptxas
+             * keeps much of the source order, and two warps a scheduler cannot hide what it
+             * leaves back to back):
+             *  - each step's exps are issued AHEAD steps before its recurrence, one step's at
+             *    a time. The MUFU unit takes a warp's ex2 in 8 cycles of its scheduler, about
+             *    the time the rest of a state-step takes to issue; in bursts (a group's exps,
+             *    then its recurrence, as below) the warps, kept in step by the barriers, all
+             *    wait on the MUFU queue at once and then leave it idle;
+             *  - the C.h chain of step j (S dependent FMAs) is issued after the recurrence of
+             *    step j + 1, which does not depend on it, instead of right after its own.
+             * B=4 D=2048: 0.54 ms in groups, 0.52 with the exps ahead, 0.49 with the chain
+             * after (73 % of copy bandwidth). At B=16 D=1536 (S=8, 16-step tiles) the exps
+             * ahead were 3 % slower than the groups, which stay there; so do S = 16's long
+             * tiles (the copies of the states spilled there). */
             constexpr int AHEAD = 4;
-            float E[TILE][S], dts[TILE]; /* all indices compile-time: registers, live AHEAD steps */
+            /* all indices compile-time: registers, each live a few steps */
+            float E[TILE][S], dts[TILE], hs[TILE][S];
 #pragma unroll
             for (int ii = 0; ii < TILE + AHEAD; ii++) {
                 if (ii < TILE) {
@@ -556,9 +566,17 @@ scan_forward_kernel(T *__restrict__ y, float *__restrict__ hchk, const T *__rest
                     for (int s = 0; s < S; s++)
                         E[ii][s] = ex2(dts[ii] * a2[s]);
                 }
-                if (ii >= AHEAD)
-                    step(ii - AHEAD, E[ii - AHEAD], dts[ii - AHEAD]);
+                if (ii >= AHEAD) {
+                    const int j = ii - AHEAD;
+                    recur(j, E[j], dts[j]);
+#pragma unroll
+                    for (int s = 0; s < S; s++)
+                        hs[j][s] = h[s];
+                    if (j >= 1)
+                        cpart(j - 1, hs[j - 1]);
+                }
             }
+            cpart(TILE - 1, hs[TILE - 1]);
         } else {
             /* G steps at a time: first their exp(delta A) (independent MUFU work the
              * scheduler can overlap), then the recurrence, whose only serial dependency is
@@ -575,8 +593,10 @@ scan_forward_kernel(T *__restrict__ y, float *__restrict__ hchk, const T *__rest
                         E[i][s] = ex2(dts[i] * a2[s]);
                 }
 #pragma unroll
-                for (int i = 0; i < G; i++)
-                    step(i0 + i, E[i], dts[i]);
+                for (int i = 0; i < G; i++) {
+                    recur(i0 + i, E[i], dts[i]);
+                    cpart(i0 + i, h);
+                }
             }
         }
         if constexpr (!STATES_ONLY) {
