@@ -507,40 +507,40 @@ scan_forward_kernel(T *__restrict__ y, float *__restrict__ hchk, const T *__rest
             for (int s = 0; s < S; s++)
                 hc[(size_t)s * D] = h[s];
         }
-        /* One step of the recurrence, from its exp(delta A) E and its delta dt. */
-        auto recur = [&](int ii, const float (&E)[S], float dt) {
-            const float dtu = dt * rdf(su + ii * 32 + lane);
-            float bv[S];
-            ldsm<S>(bv, sB + ii * N + n0);
-#pragma unroll
-            for (int s = 0; s < S; s++)
-                h[s] = fmaf(E[s], h[s], dtu * bv[s]);
-        };
-        /* This thread's part of C_t . h_t for step ii, from that step's state hh, to ypart. */
-        auto cpart = [&](int ii, const float (&hh)[S]) {
-            if constexpr (!STATES_ONLY) {
-                float cv[S];
-                ldsm<S>(cv, sC + ii * N + n0);
-                float part[S];
-                if constexpr (FMA_CHAIN) {
-                    part[0] = cv[0] * hh[0];
-#pragma unroll
-                    for (int s = 1; s < S; s++)
-                        part[0] = fmaf(cv[s], hh[s], part[0]);
-                } else {
-#pragma unroll
-                    for (int s = 0; s < S; s++)
-                        part[s] = cv[s] * hh[s];
-#pragma unroll
-                    for (int w = 1; w < S; w *= 2) /* pairwise sum: a short dependency chain */
-#pragma unroll
-                        for (int s = 0; s + w < S; s += 2 * w)
-                            part[s] += part[s + w];
-                }
-                ypart[(q * TILE + ii) * 32 + lane] = part[0];
-            }
-        };
         if constexpr (TILE == FWD_LONG && S <= 8) {
+            /* One step of the recurrence, from its exp(delta A) E and its delta dt. */
+            auto recur = [&](int ii, const float (&E)[S], float dt) {
+                const float dtu = dt * rdf(su + ii * 32 + lane);
+                float bv[S];
+                ldsm<S>(bv, sB + ii * N + n0);
+#pragma unroll
+                for (int s = 0; s < S; s++)
+                    h[s] = fmaf(E[s], h[s], dtu * bv[s]);
+            };
+            /* This thread's part of C_t . h_t for step ii, from that step's state hh, to ypart. */
+            auto cpart = [&](int ii, const float (&hh)[S]) {
+                if constexpr (!STATES_ONLY) {
+                    float cv[S];
+                    ldsm<S>(cv, sC + ii * N + n0);
+                    float part[S];
+                    if constexpr (FMA_CHAIN) {
+                        part[0] = cv[0] * hh[0];
+#pragma unroll
+                        for (int s = 1; s < S; s++)
+                            part[0] = fmaf(cv[s], hh[s], part[0]);
+                    } else {
+#pragma unroll
+                        for (int s = 0; s < S; s++)
+                            part[s] = cv[s] * hh[s];
+#pragma unroll
+                        for (int w = 1; w < S; w *= 2) /* pairwise sum: a short dependency chain */
+#pragma unroll
+                            for (int s = 0; s + w < S; s += 2 * w)
+                                part[s] += part[s + w];
+                    }
+                    ypart[(q * TILE + ii) * 32 + lane] = part[0];
+                }
+            };
             /* The instruction stream is reordered for the few warps of a small grid (ptxas
              * keeps much of the source order, and two warps a scheduler cannot hide what it
              * leaves back to back):
@@ -578,9 +578,8 @@ scan_forward_kernel(T *__restrict__ y, float *__restrict__ hchk, const T *__rest
             }
             cpart(TILE - 1, hs[TILE - 1]);
         } else {
-            /* G steps at a time: first their exp(delta A) (independent MUFU work the
-             * scheduler can overlap), then the recurrence, whose only serial dependency is
-             * one FFMA. */
+            /* G steps at a time: first their exp(delta A) (independent MUFU work the scheduler
+             * can overlap), then the recurrence, whose only serial dependency is one FFMA. */
             constexpr int G = S >= 16 ? 2 : S >= 8 ? 4 : 8;
 #pragma unroll
             for (int i0 = 0; i0 < TILE; i0 += G) {
@@ -594,8 +593,34 @@ scan_forward_kernel(T *__restrict__ y, float *__restrict__ hchk, const T *__rest
                 }
 #pragma unroll
                 for (int i = 0; i < G; i++) {
-                    recur(i0 + i, E[i], dts[i]);
-                    cpart(i0 + i, h);
+                    const int ii = i0 + i;
+                    const float dtu = dts[i] * rdf(su + ii * 32 + lane);
+                    float bv[S];
+                    ldsm<S>(bv, sB + ii * N + n0);
+#pragma unroll
+                    for (int s = 0; s < S; s++)
+                        h[s] = fmaf(E[i][s], h[s], dtu * bv[s]);
+                    if constexpr (!STATES_ONLY) {
+                        float cv[S];
+                        ldsm<S>(cv, sC + ii * N + n0);
+                        float part[S];
+                        if constexpr (FMA_CHAIN) {
+                            part[0] = cv[0] * h[0];
+#pragma unroll
+                            for (int s = 1; s < S; s++)
+                                part[0] = fmaf(cv[s], h[s], part[0]);
+                        } else {
+#pragma unroll
+                            for (int s = 0; s < S; s++)
+                                part[s] = cv[s] * h[s];
+#pragma unroll
+                            for (int w = 1; w < S; w *= 2) /* pairwise sum: a short dependency chain */
+#pragma unroll
+                                for (int s = 0; s + w < S; s += 2 * w)
+                                    part[s] += part[s + w];
+                        }
+                        ypart[(q * TILE + ii) * 32 + lane] = part[0];
+                    }
                 }
             }
         }
