@@ -53,7 +53,7 @@ int kern_ctx_set_scan_states(kern_ctx *ctx, int S, kern_error *err);
 #define KERN_SCAN_FWD_SPLIT2 8 /* forward, float32: two blocks per sequence (time halves),
                                   with the FMA chain */
 #define KERN_SCAN_AUTO 16      /* the library's choice per shape (a new context's setting):
-                                  backward lean; forward FMA chain, plus 32-step tiles when
+                                  backward lean; forward FMA chain, plus 64-step tiles when
                                   the grid is small (measured on an H100, kernels/README.md) */
 #define KERN_SCAN_VARIANTS_ALL                                                              \
     (KERN_SCAN_FWD_TILE64 | KERN_SCAN_BWD_LEAN | KERN_SCAN_FWD_FMA | KERN_SCAN_FWD_SPLIT2 | \

@@ -279,9 +279,10 @@ static void bench_case(kern_ctx *ctx, int B, int L, int D, int N, int reps, int 
         s.use_hchk = 1;
         const float tfh = time_ms(ctx, run_fwd, &s, 20);
         const float tb = time_ms(ctx, run_bwd, &s, 20), tb_min = last_min_ms;
+        /* the backward reads hchk: its bytes count, as in the table's "(from hchk)" rows */
         printf("  auto fwd %.4f ms (min %.4f) %.1f%%  fwd+hchk %.4f ms  bwd %.4f ms (min %.4f) %.1f%%\n",
                tf, tf_min, 100 * fwd_bytes / (tf * 1e-3) / gb, tfh, tb, tb_min,
-               100 * bwd_bytes / (tb * 1e-3) / gb);
+               100 * (bwd_bytes + hchk_bytes) / (tb * 1e-3) / gb);
         free_bufs(ctx, &s);
         return;
     }
@@ -296,7 +297,7 @@ static void bench_case(kern_ctx *ctx, int B, int L, int D, int N, int reps, int 
     /* states per thread: the library's choice (0) and each fixed value; at each, the
      * default kernels and the variants (KERN_SCAN_* flags, kernels/README.md): forward
      * tile64+fma and split2 (with its FMA chain), backward lean */
-    enum { V_T32FMA, V_SPLIT, V_LEAN, NV };
+    enum { V_T64FMA, V_SPLIT, V_LEAN, NV };
     const int Ss[] = {0, 1, 2, 4, 8, 16};
     float best_f = 1e30f, best_b = 1e30f, best_v[NV];
     int best_fS = 0, best_bS = 0, best_vS[NV];
@@ -320,7 +321,7 @@ static void bench_case(kern_ctx *ctx, int B, int L, int D, int N, int reps, int 
         float tv[NV];
         s.use_hchk = 0;
         OK(kern_ctx_set_scan_variant(ctx, KERN_SCAN_FWD_TILE64 | KERN_SCAN_FWD_FMA, &err));
-        tv[V_T32FMA] = time_ms(ctx, run_fwd, &s, reps);
+        tv[V_T64FMA] = time_ms(ctx, run_fwd, &s, reps);
         OK(kern_ctx_set_scan_variant(ctx, KERN_SCAN_FWD_SPLIT2, &err));
         tv[V_SPLIT] = time_ms(ctx, run_fwd, &s, reps);
         s.use_hchk = 1;
@@ -328,7 +329,7 @@ static void bench_case(kern_ctx *ctx, int B, int L, int D, int N, int reps, int 
         tv[V_LEAN] = Ss[k] <= 8 ? time_ms(ctx, run_bwd, &s, reps) : NAN;
         OK(kern_ctx_set_scan_variant(ctx, 0, &err));
         printf("    S=%-2d fwd %.4f  fwd+hchk %.4f  bwd %.4f | fwd tile64+fma %.4f  split2 %.4f  bwd lean %.4f ms\n",
-               Ss[k], tf, tfh, tb, tv[V_T32FMA], tv[V_SPLIT], tv[V_LEAN]);
+               Ss[k], tf, tfh, tb, tv[V_T64FMA], tv[V_SPLIT], tv[V_LEAN]);
         if (Ss[k] == 0) {
             auto_f = tf;
             auto_fh = tfh;
@@ -348,11 +349,11 @@ static void bench_case(kern_ctx *ctx, int B, int L, int D, int N, int reps, int 
     OK(kern_ctx_set_scan_variant(ctx, KERN_SCAN_BWD_LEAN, &err));
     const float auto_lean_n = time_ms(ctx, run_bwd, &s, reps);
     OK(kern_ctx_set_scan_variant(ctx, KERN_SCAN_FWD_TILE64, &err));
-    const float auto_t32 = time_ms(ctx, run_fwd, &s, reps);
+    const float auto_t64 = time_ms(ctx, run_fwd, &s, reps);
     OK(kern_ctx_set_scan_variant(ctx, KERN_SCAN_FWD_FMA, &err));
     const float auto_fma = time_ms(ctx, run_fwd, &s, reps);
     OK(kern_ctx_set_scan_variant(ctx, KERN_SCAN_FWD_SPLIT2 | KERN_SCAN_FWD_TILE64, &err));
-    const float auto_split_t32 = time_ms(ctx, run_fwd, &s, reps);
+    const float auto_split_t64 = time_ms(ctx, run_fwd, &s, reps);
     s.use_hchk = 1;
     OK(kern_ctx_set_scan_variant(ctx, KERN_SCAN_FWD_SPLIT2, &err));
     const float auto_split_h = time_ms(ctx, run_fwd, &s, reps);
@@ -386,13 +387,13 @@ static void bench_case(kern_ctx *ctx, int B, int L, int D, int N, int reps, int 
     add_row(nm, def_b, bwd_bytes + hchk_bytes, 0);
     /* the variants */
     snprintf(nm, sizeof nm, "B%d D%d L%d fwd f32 tile64", B, D, L);
-    add_row(nm, auto_t32, fwd_bytes, 0);
+    add_row(nm, auto_t64, fwd_bytes, 0);
     snprintf(nm, sizeof nm, "B%d D%d L%d fwd f32 fma", B, D, L);
     add_row(nm, auto_fma, fwd_bytes, 0);
     snprintf(nm, sizeof nm, "B%d D%d L%d fwd f32 tile64+fma", B, D, L);
-    add_row(nm, auto_v[V_T32FMA], fwd_bytes, 0);
+    add_row(nm, auto_v[V_T64FMA], fwd_bytes, 0);
     snprintf(nm, sizeof nm, "B%d D%d L%d fwd f32 tile64+fma best S", B, D, L);
-    add_row(nm, best_v[V_T32FMA], fwd_bytes, best_vS[V_T32FMA]);
+    add_row(nm, best_v[V_T64FMA], fwd_bytes, best_vS[V_T64FMA]);
     snprintf(nm, sizeof nm, "B%d D%d L%d fwd f32 split2", B, D, L);
     add_row(nm, auto_v[V_SPLIT], fwd_bytes, 0);
     snprintf(nm, sizeof nm, "B%d D%d L%d fwd f32 split2 (+hchk)", B, D, L);
@@ -400,7 +401,7 @@ static void bench_case(kern_ctx *ctx, int B, int L, int D, int N, int reps, int 
     snprintf(nm, sizeof nm, "B%d D%d L%d fwd f32 split2 best S", B, D, L);
     add_row(nm, best_v[V_SPLIT], fwd_bytes, best_vS[V_SPLIT]);
     snprintf(nm, sizeof nm, "B%d D%d L%d fwd f32 split2+tile64", B, D, L);
-    add_row(nm, auto_split_t32, fwd_bytes, 0);
+    add_row(nm, auto_split_t64, fwd_bytes, 0);
     snprintf(nm, sizeof nm, "B%d D%d L%d bwd f32 lean (from hchk)", B, D, L);
     add_row(nm, auto_v[V_LEAN], bwd_bytes + hchk_bytes, 0);
     snprintf(nm, sizeof nm, "B%d D%d L%d bwd f32 lean (no hchk)", B, D, L);
