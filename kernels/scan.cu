@@ -966,7 +966,10 @@ scan_backward_kernel(T *__restrict__ du, T *__restrict__ ddelta, float *__restri
  *    and for the float4 row reads, and 32 KB for both, so three blocks of 4 warps
  *    (72 KB each) still fit an SM's shared memory;
  *  - ddelta_t = sum_n q_n A_n + u_t sum_n g_n B_n (q_n = g_n E_n h_{t-1,n}) with the second
- *    sum shared with du_t = delta_t sum_n g_n B_n, and delta_t u_t formed once per step.
+ *    sum shared with du_t = delta_t sum_n g_n B_n, and delta_t u_t formed once per step;
+ *  - the recomputation issues each step's exps a step ahead of its recurrence and its C.h
+ *    chain a step after, and the adjoint each step's du / ddelta chains a step late: the
+ *    same instructions, fewer of them waiting on the one before (kernels/README.md, row 11).
  * Shared memory: slots as the base kernel, then floats ckpt [NSUB][N][32],
  * p1, p2 [K][SUB][32], sdyss [SUB][32], redB, redC [SUB][N][32]. */
 template <typename T>
@@ -1147,27 +1150,44 @@ scan_backward_kernel_lean(T *__restrict__ du, T *__restrict__ ddelta, float *__r
             const int j = 2 * (ns - 1) - idx;
             const int ts = c * CHUNK + j * SUB;
 
-            /* 1. Recompute the sub-tile's states in registers; partial C.h per warp. */
-            float H[SUB][S], E[SUB][S], h0[S], hc[S];
+            /* 1. Recompute the sub-tile's states in registers; partial C.h per warp.
+             * Laid out as a three-stage pipeline over the steps: pass i issues the exps of
+             * step i, the recurrence of step i-1 and the C.h chain of step i-2, so that the
+             * MUFU results and the S dependent FMAs are in flight while the other stages
+             * issue (the forward's long tiles gained the same way; here 4-6 %). */
+            float H[SUB][S], E[SUB][S], h0[S], hc[S], dtus[SUB];
 #pragma unroll
             for (int s = 0; s < S; s++)
                 hc[s] = h0[s] = ckpt[(j * N + n0 + s) * 32 + lane];
 #pragma unroll
-            for (int i = 0; i < SUB; i++) {
-                const float dtv = rdf(sdt + i * 32 + lane);
-                const float dtu = dtv * rdf(su + i * 32 + lane);
-                float bv[S], cv[S];
-                ldsm<S>(bv, sB + i * N + n0);
-                ldsm<S>(cv, sC + i * N + n0);
-                float acc = 0.0f;
+            for (int i = 0; i < SUB + 2; i++) {
+                if (i < SUB) {
+                    const float dtv = rdf(sdt + i * 32 + lane);
+                    dtus[i] = dtv * rdf(su + i * 32 + lane);
 #pragma unroll
-                for (int s = 0; s < S; s++) {
-                    E[i][s] = ex2(dtv * a2[s]);
-                    hc[s] = fmaf(E[i][s], hc[s], dtu * bv[s]);
-                    H[i][s] = hc[s];
-                    acc = fmaf(cv[s], hc[s], acc);
+                    for (int s = 0; s < S; s++)
+                        E[i][s] = ex2(dtv * a2[s]);
                 }
-                p1[(q * SUB + i) * 32 + lane] = acc;
+                if (i >= 1 && i <= SUB) {
+                    const int k = i - 1;
+                    float bv[S];
+                    ldsm<S>(bv, sB + k * N + n0);
+#pragma unroll
+                    for (int s = 0; s < S; s++) {
+                        hc[s] = fmaf(E[k][s], hc[s], dtus[k] * bv[s]);
+                        H[k][s] = hc[s];
+                    }
+                }
+                if (i >= 2) {
+                    const int k = i - 2;
+                    float cv[S];
+                    ldsm<S>(cv, sC + k * N + n0);
+                    float acc = cv[0] * H[k][0];
+#pragma unroll
+                    for (int s = 1; s < S; s++)
+                        acc = fmaf(cv[s], H[k][s], acc);
+                    p1[(q * SUB + k) * 32 + lane] = acc;
+                }
             }
             __syncthreads();
 
@@ -1191,31 +1211,54 @@ scan_backward_kernel_lean(T *__restrict__ du, T *__restrict__ ddelta, float *__r
             }
             __syncthreads();
 
-            /* 3. The adjoint backwards through the sub-tile; the dBm and dCm terms. */
+            /* 3. The adjoint backwards through the sub-tile; the dBm and dCm terms. The
+             * sums over this thread's states for du and ddelta (two chains of S dependent
+             * FMAs) of step i+1 are issued after the adjoint of step i, which does not
+             * depend on them: pass i = -1 only finishes step 0's. */
+            float gs[S], qs[S], bs[S], dts_ = 0.0f, us_ = 0.0f;
 #pragma unroll
-            for (int i = SUB - 1; i >= 0; i--) {
-                const float dyss = sdyss[i * 32 + lane];
-                const float dtv = rdf(sdt + i * 32 + lane), uv = rdf(su + i * 32 + lane);
-                const float dtu = dtv * uv;
-                float bv[S], cv[S];
-                ldsm<S>(bv, sB + i * N + n0);
-                ldsm<S>(cv, sC + i * N + n0);
-                float gb = 0.0f, qa = 0.0f;
+            for (int i = SUB - 1; i >= -1; i--) {
+                float gn[S], qn[S], bn[S], dtn = 0.0f, un = 0.0f;
+                if (i >= 0) {
+                    const float dyss = sdyss[i * 32 + lane];
+                    const float dtv = rdf(sdt + i * 32 + lane), uv = rdf(su + i * 32 + lane);
+                    const float dtu = dtv * uv;
+                    float cv[S];
+                    ldsm<S>(bn, sB + i * N + n0);
+                    ldsm<S>(cv, sC + i * N + n0);
+#pragma unroll
+                    for (int s = 0; s < S; s++) {
+                        g[s] = fmaf(En[s], g[s], cv[s] * dyss);
+                        const float hp = i > 0 ? H[i > 0 ? i - 1 : 0][s] : h0[s];
+                        qn[s] = g[s] * E[i][s] * hp;
+                        gn[s] = g[s];
+                        dAacc[s] = fmaf(qn[s], dtv, dAacc[s]);
+                        const int r = i * N + n0 + s;
+                        redB[r * 32 + swz(r, lane)] = g[s] * dtu;
+                        redC[r * 32 + swz(r, lane)] = dyss * H[i][s];
+                        En[s] = E[i][s];
+                    }
+                    dtn = dtv;
+                    un = uv;
+                }
+                if (i < SUB - 1) { /* the sums of step i + 1 */
+                    float gb = gs[0] * bs[0], qa = qs[0] * a[0];
+#pragma unroll
+                    for (int s = 1; s < S; s++) {
+                        gb = fmaf(gs[s], bs[s], gb);
+                        qa = fmaf(qs[s], a[s], qa);
+                    }
+                    p1[(q * SUB + i + 1) * 32 + lane] = gb * dts_;     /* du */
+                    p2[(q * SUB + i + 1) * 32 + lane] = fmaf(gb, us_, qa); /* ddelta */
+                }
 #pragma unroll
                 for (int s = 0; s < S; s++) {
-                    g[s] = fmaf(En[s], g[s], cv[s] * dyss);
-                    const float hp = i > 0 ? H[i > 0 ? i - 1 : 0][s] : h0[s];
-                    const float qv = g[s] * E[i][s] * hp; /* dL/d(exp(dt A)) times exp(dt A) */
-                    gb = fmaf(g[s], bv[s], gb);
-                    qa = fmaf(qv, a[s], qa);
-                    dAacc[s] = fmaf(qv, dtv, dAacc[s]);
-                    const int r = i * N + n0 + s;
-                    redB[r * 32 + swz(r, lane)] = g[s] * dtu;
-                    redC[r * 32 + swz(r, lane)] = dyss * H[i][s];
-                    En[s] = E[i][s];
+                    gs[s] = gn[s];
+                    qs[s] = qn[s];
+                    bs[s] = bn[s];
                 }
-                p1[(q * SUB + i) * 32 + lane] = gb * dtv;     /* du */
-                p2[(q * SUB + i) * 32 + lane] = fmaf(gb, uv, qa); /* ddelta */
+                dts_ = dtn;
+                us_ = un;
             }
             __syncthreads();
 
