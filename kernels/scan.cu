@@ -970,6 +970,9 @@ scan_backward_kernel(T *__restrict__ du, T *__restrict__ ddelta, float *__restri
  *  - the recomputation issues each step's exps a step ahead of its recurrence and its C.h
  *    chain a step after, and the adjoint each step's du / ddelta chains a step late: the
  *    same instructions, fewer of them waiting on the one before (kernels/README.md, row 11).
+ *  - the sweep takes its sub-tiles two at a time: u, delta [2*SUB][32] and B [2*SUB][N] fill
+ *    a slot exactly, for any N, so a whole chunk's sweep is 4 iterations instead of 7, with
+ *    as many fewer barriers, waits and fetch set-ups (row 12).
  * Shared memory: slots as the base kernel, then floats ckpt [NSUB][N][32],
  * p1, p2 [K][SUB][32], sdyss [SUB][32], redB, redC [SUB][N][32]. */
 template <typename T>
@@ -1069,23 +1072,30 @@ scan_backward_kernel_lean(T *__restrict__ du, T *__restrict__ ddelta, float *__r
     int pc = NC - 1, pi = 0, pseq = 0; /* the next sub-tile to fetch */
     auto issue = [&]() {
         if (pc >= 0) {
-            const int ns = nsub_of(pc);
-            const bool rev = pi >= ns - 1;
-            const int j = rev ? 2 * (ns - 1) - pi : pi;
-            const int t0 = pc * CHUNK + j * SUB;
+            const int ns = nsub_of(pc), nsw = ns / 2; /* sweep units: pairs of sub-tiles */
+            const bool rev = pi >= nsw;
             T *sl = slots + (pseq % BWD_STAGES) * se;
-            const size_t off = ((size_t)b * L + t0) * D + d0, offn = ((size_t)b * L + t0) * N;
-            const int rv = min(SUB, L - t0), dv = D - d0;
-            load_rows<VEC>(sl, u + off, SUB, rv, D, dv);
-            load_rows<VEC>(sl + SUB * 32, delta + off, SUB, rv, D, dv);
-            load_bc<VEC>(sl + 4 * SUB * 32, Bm + offn, SUB, rv, N);
-            if (rev) {
+            const int dv = D - d0;
+            if (!rev) { /* u, delta [2*SUB][32], B [2*SUB][N]: a slot's size, for any N */
+                const int t0 = pc * CHUNK + 2 * pi * SUB;
+                const size_t off = ((size_t)b * L + t0) * D + d0, offn = ((size_t)b * L + t0) * N;
+                const int rv = min(2 * SUB, (ns - 1 - 2 * pi) * SUB);
+                load_rows<VEC>(sl, u + off, 2 * SUB, rv, D, dv);
+                load_rows<VEC>(sl + 2 * SUB * 32, delta + off, 2 * SUB, rv, D, dv);
+                load_bc<VEC>(sl + 4 * SUB * 32, Bm + offn, 2 * SUB, rv, N);
+            } else {
+                const int t0 = pc * CHUNK + (ns - 1 - (pi - nsw)) * SUB;
+                const size_t off = ((size_t)b * L + t0) * D + d0, offn = ((size_t)b * L + t0) * N;
+                const int rv = min(SUB, L - t0);
+                load_rows<VEC>(sl, u + off, SUB, rv, D, dv);
+                load_rows<VEC>(sl + SUB * 32, delta + off, SUB, rv, D, dv);
+                load_bc<VEC>(sl + 4 * SUB * 32, Bm + offn, SUB, rv, N);
                 if constexpr (HAS_Z)
                     load_rows<VEC>(sl + 2 * SUB * 32, z + off, SUB, rv, D, dv);
                 load_rows<VEC>(sl + 3 * SUB * 32, dy + off, SUB, rv, D, dv);
                 load_bc<VEC>(sl + 4 * SUB * 32 + SUB * N, Cm + offn, SUB, rv, N);
             }
-            if (++pi == 2 * ns - 1) {
+            if (++pi == nsw + ns) {
                 pc--;
                 pi = 0;
             }
@@ -1116,7 +1126,8 @@ scan_backward_kernel_lean(T *__restrict__ du, T *__restrict__ ddelta, float *__r
             for (int s = 0; s < S; s++)
                 hnext[s] = dok ? hchk[(((size_t)b * NC + c - 1) * N + n0 + s) * D + d] : 0.0f;
 
-        for (int idx = 0; idx < 2 * ns - 1; idx++, seq++) {
+        const int nsw = ns / 2;
+        for (int idx = 0; idx < nsw + ns; idx++, seq++) {
             cp_wait<BWD_STAGES - 2>();
             /* the slot fetched next, p1/p2/sdyss and redB/redC were last read before this
              * barrier (previous sub-tile), so it also orders their reuse */
@@ -1124,30 +1135,40 @@ scan_backward_kernel_lean(T *__restrict__ du, T *__restrict__ ddelta, float *__r
             issue();
             const T *sl = slots + (seq % BWD_STAGES) * se;
             if (acton) { /* uniform: one more barrier a sub-tile, only with the activation */
-                act_rows<T>(slots + (seq % BWD_STAGES) * se + SUB * 32, SUB * 32, ssig, db,
-                            act.softplus);
+                if (idx < nsw)
+                    act_rows<T>(slots + (seq % BWD_STAGES) * se + 2 * SUB * 32, 2 * SUB * 32,
+                                nullptr, db, act.softplus);
+                else
+                    act_rows<T>(slots + (seq % BWD_STAGES) * se + SUB * 32, SUB * 32, ssig, db,
+                                act.softplus);
                 __syncthreads();
             }
             const T *su = sl, *sdt = sl + SUB * 32, *sz = sl + 2 * SUB * 32, *sdy = sl + 3 * SUB * 32;
             const T *sB = sl + 4 * SUB * 32, *sC = sB + SUB * N;
 
-            if (idx < ns - 1) { /* sweep */
+            if (idx < nsw) { /* sweep sub-tiles 2 idx and (if there) 2 idx + 1 */
+                const T *wdt = sl + 2 * SUB * 32;
 #pragma unroll
-                for (int i = 0; i < SUB; i++) {
-                    const float dtv = rdf(sdt + i * 32 + lane);
-                    const float dtu = dtv * rdf(su + i * 32 + lane);
-                    float bv[S];
-                    ldsm<S>(bv, sB + i * N + n0);
+                for (int half = 0; half < 2; half++) {
+                    if (half == 1 && 2 * idx + 2 >= ns)
+                        break;
+#pragma unroll
+                    for (int i = half * SUB; i < half * SUB + SUB; i++) {
+                        const float dtv = rdf(wdt + i * 32 + lane);
+                        const float dtu = dtv * rdf(su + i * 32 + lane);
+                        float bv[S];
+                        ldsm<S>(bv, sB + i * N + n0);
+#pragma unroll
+                        for (int s = 0; s < S; s++)
+                            h[s] = fmaf(ex2(dtv * a2[s]), h[s], dtu * bv[s]);
+                    }
 #pragma unroll
                     for (int s = 0; s < S; s++)
-                        h[s] = fmaf(ex2(dtv * a2[s]), h[s], dtu * bv[s]);
+                        ckpt[((2 * idx + half + 1) * N + n0 + s) * 32 + lane] = h[s];
                 }
-#pragma unroll
-                for (int s = 0; s < S; s++)
-                    ckpt[((idx + 1) * N + n0 + s) * 32 + lane] = h[s];
                 continue;
             }
-            const int j = 2 * (ns - 1) - idx;
+            const int j = ns - 1 - (idx - nsw);
             const int ts = c * CHUNK + j * SUB;
 
             /* 1. Recompute the sub-tile's states in registers; partial C.h per warp.
