@@ -969,7 +969,7 @@ scan_backward_kernel(T *__restrict__ du, T *__restrict__ ddelta, float *__restri
  *    sum shared with du_t = delta_t sum_n g_n B_n, and delta_t u_t formed once per step;
  *  - the recomputation issues each step's exps a step ahead of its recurrence and its C.h
  *    chain a step after, and the adjoint each step's du / ddelta chains a step late: the
- *    same instructions, fewer of them waiting on the one before (kernels/README.md, row 11).
+ *    same instructions, fewer of them waiting on the one before (kernels/README.md, row 11);
  *  - the sweep takes its sub-tiles two at a time: u, delta [2*SUB][32] and B [2*SUB][N] fill
  *    a slot exactly, for any N, so a whole chunk's sweep is 4 iterations instead of 7, with
  *    as many fewer barriers, waits and fetch set-ups (row 12).
@@ -1069,7 +1069,7 @@ scan_backward_kernel_lean(T *__restrict__ du, T *__restrict__ ddelta, float *__r
     float dbacc = 0.0f; /* this thread's part of dbias[d] */
 
     auto nsub_of = [&](int c) { return (min(CHUNK, L - c * CHUNK) + SUB - 1) / SUB; };
-    int pc = NC - 1, pi = 0, pseq = 0; /* the next sub-tile to fetch */
+    int pc = NC - 1, pi = 0, pseq = 0; /* the next unit to fetch: a sweep pair or a sub-tile */
     auto issue = [&]() {
         if (pc >= 0) {
             const int ns = nsub_of(pc), nsw = ns / 2; /* sweep units: pairs of sub-tiles */
