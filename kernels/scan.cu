@@ -1133,14 +1133,12 @@ scan_backward_kernel_lean(T *__restrict__ du, T *__restrict__ ddelta, float *__r
              * barrier (previous sub-tile), so it also orders their reuse */
             __syncthreads();
             issue();
-            const T *sl = slots + (seq % BWD_STAGES) * se;
+            T *sl = slots + (seq % BWD_STAGES) * se;
             if (acton) { /* uniform: one more barrier a sub-tile, only with the activation */
-                if (idx < nsw)
-                    act_rows<T>(slots + (seq % BWD_STAGES) * se + 2 * SUB * 32, 2 * SUB * 32,
-                                nullptr, db, act.softplus);
+                if (idx < nsw) /* a sweep pair's delta, [2*SUB][32]; no slope needed */
+                    act_rows<T>(sl + 2 * SUB * 32, 2 * SUB * 32, nullptr, db, act.softplus);
                 else
-                    act_rows<T>(slots + (seq % BWD_STAGES) * se + SUB * 32, SUB * 32, ssig, db,
-                                act.softplus);
+                    act_rows<T>(sl + SUB * 32, SUB * 32, ssig, db, act.softplus);
                 __syncthreads();
             }
             const T *su = sl, *sdt = sl + SUB * 32, *sz = sl + 2 * SUB * 32, *sdy = sl + 3 * SUB * 32;
